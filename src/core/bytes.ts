@@ -1,0 +1,57 @@
+import { timingSafeEqual } from 'node:crypto';
+
+export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+const dec = new TextDecoder('utf-8', { fatal: true });
+export const fromUtf8 = (b: Uint8Array): string => dec.decode(b);
+
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Big-endian unsigned integer of `len` bytes (HPKE's I2OSP). */
+export function i2osp(n: number | bigint, len: number): Uint8Array {
+  let v = BigInt(n);
+  if (v < 0n) throw new RangeError('i2osp: negative');
+  const out = new Uint8Array(len);
+  for (let i = len - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  if (v !== 0n) throw new RangeError('i2osp: value too large');
+  return out;
+}
+
+/** Length-prefixed (u32 big-endian) concatenation: unambiguous framing for signed data. */
+export function lp(...parts: Uint8Array[]): Uint8Array {
+  const framed: Uint8Array[] = [];
+  for (const p of parts) framed.push(i2osp(p.length, 4), p);
+  return concat(...framed);
+}
+
+/** Constant-time equality; unequal lengths return false without comparing contents. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  return timingSafeEqual(a, b);
+}
+
+/**
+ * Best-effort zeroization. JavaScript gives no guarantee that copies made by
+ * the engine or by OpenSSL are wiped; this only clears the buffer we own.
+ */
+export function wipe(...bufs: (Uint8Array | undefined)[]): void {
+  for (const b of bufs) b?.fill(0);
+}
+
+export const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+export function fromHex(h: string): Uint8Array {
+  if (h.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(h)) throw new RangeError('invalid hex');
+  return new Uint8Array(Buffer.from(h, 'hex'));
+}

@@ -1,0 +1,255 @@
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
+import { b64u, fromB64u } from './base64url.js';
+import { concat, equalBytes, fromUtf8, lp, utf8 } from './bytes.js';
+import { encodeCanonical, parseCanonical, type Shape } from './canonical-json.js';
+import { EvsealError, VerificationFailure, noSecuritySink, type SecuritySink } from './errors.js';
+import { open as hpkeOpen, seal as hpkeSeal } from './hpke/index.js';
+import { hpkeSuite } from './kem-registry.js';
+import type { PrekeyPrivate } from './prekey.js';
+import type { ReplayWindow } from './replay.js';
+import { isAllowed, isKind, type RolePolicy } from './role-policy.js';
+import type { IdentityInfo } from './roles.js';
+import { signWith, verifyWith } from './signature.js';
+import { isSuiteName, kemOfSuite, type SuiteName } from './suites.js';
+import type { VerifiedBundle } from './bundle.js';
+import { choosePrekey } from './bundle.js';
+import { validateChain, type RevocationState, type TrustPolicy, type ValidatedIdentity } from './x509/index.js';
+
+export const ENVELOPE_VERSION = 1;
+/** HPKE info prefix; the full encoded header follows, binding every header field into the key schedule. */
+const INFO_LABEL = utf8('evseal/v1 envelope\0');
+
+export interface EnvelopeHeader {
+  v: 1;
+  suite: SuiteName;
+  from: string; // sender id
+  fromCert: string; // b64u SHA-256 of the sender's leaf certificate DER
+  to: string; // recipient id
+  kid: string; // recipient prekey id
+  id: string; // b64u 16 random bytes
+  created: number; // Unix seconds
+  expires: number; // Unix seconds
+  kind: string;
+  cty: string; // content type of the plaintext
+}
+
+export const HEADER_SHAPE: Shape = [
+  ['v', 'int'],
+  ['suite', 'string'],
+  ['from', 'string'],
+  ['fromCert', 'string'],
+  ['to', 'string'],
+  ['kid', 'string'],
+  ['id', 'string'],
+  ['created', 'int'],
+  ['expires', 'int'],
+  ['kind', 'string'],
+  ['cty', 'string'],
+];
+
+export const ENVELOPE_SHAPE: Shape = [
+  ['v', 'int'],
+  ['hdr', 'string'],
+  ['chain', 'string[]'],
+  ['enc', 'string'],
+  ['ct', 'string'],
+  ['sig', 'string'],
+];
+
+/** Limits that keep an envelope inside OCPP DataTransfer/customData comfortably. */
+export const MAX_ENVELOPE_CHARS = 16 * 1024 * 1024;
+export const MAX_PLAINTEXT_BYTES = 8 * 1024 * 1024;
+const CTY = /^[A-Za-z0-9!#$&^_.+-]{1,64}\/[A-Za-z0-9!#$&^_.+-]{1,64}$/;
+
+function sigInput(hdrBytes: Uint8Array, enc: Uint8Array, ct: Uint8Array): Uint8Array {
+  return lp(hdrBytes, enc, ct);
+}
+
+export interface Sender {
+  /** Leaf first; leaf DER's SHA-256 is the header's fromCert. */
+  chain: Uint8Array[];
+  info: IdentityInfo;
+  privateKey: KeyObject;
+  /** Suites this sender is willing to use. */
+  suites: readonly SuiteName[];
+}
+
+export interface SealOptions {
+  kind: string;
+  contentType?: string;
+  now: Date;
+  lifetimeSec: number;
+  rolePolicy: RolePolicy;
+  /** Deterministic inputs, for published test vectors only. */
+  msgId?: Uint8Array;
+  randomness?: Uint8Array;
+}
+
+export function sealEnvelope(sender: Sender, recipient: VerifiedBundle, plaintext: Uint8Array, o: SealOptions): string {
+  if (!isKind(o.kind)) throw new EvsealError('ERR_USAGE', `invalid kind ${JSON.stringify(o.kind)}`);
+  const cty = o.contentType ?? 'application/octet-stream';
+  if (!CTY.test(cty)) throw new EvsealError('ERR_USAGE', `invalid content type ${JSON.stringify(cty)}`);
+  if (plaintext.length > MAX_PLAINTEXT_BYTES) throw new EvsealError('ERR_USAGE', 'plaintext too large for one envelope');
+  if (!isAllowed(o.rolePolicy, sender.info.role, o.kind, recipient.identity.role)) {
+    throw new EvsealError('ERR_POLICY_DENIED', `role policy forbids ${sender.info.role} -> ${recipient.identity.role} kind ${o.kind}`);
+  }
+  const { suite, prekey } = choosePrekey(recipient, sender.suites);
+  const leaf = sender.chain[0];
+  if (!leaf) throw new EvsealError('ERR_USAGE', 'sender chain is empty');
+  const created = Math.floor(o.now.getTime() / 1000);
+  const hdr: EnvelopeHeader = {
+    v: 1,
+    suite,
+    from: sender.info.id,
+    fromCert: b64u(sha256(leaf)),
+    to: recipient.identity.id,
+    kid: prekey.kid,
+    id: b64u(o.msgId ?? new Uint8Array(randomBytes(16))),
+    created,
+    expires: created + o.lifetimeSec,
+    kind: o.kind,
+    cty,
+  };
+  const hdrBytes = utf8(encodeCanonical(hdr as unknown as Record<string, unknown>, HEADER_SHAPE));
+  const { enc, ct } = hpkeSeal(hpkeSuite(suite), prekey.pub, concat(INFO_LABEL, hdrBytes), new Uint8Array(0), plaintext, {
+    randomness: o.randomness,
+  });
+  const sig = signWith('envelope', sender.privateKey, sigInput(hdrBytes, enc, ct));
+  return encodeCanonical({ v: 1, hdr: b64u(hdrBytes), chain: sender.chain.map(b64u), enc: b64u(enc), ct: b64u(ct), sig: b64u(sig) }, ENVELOPE_SHAPE);
+}
+
+interface ParsedEnvelope {
+  hdr: EnvelopeHeader;
+  hdrBytes: Uint8Array;
+  chain: Uint8Array[];
+  enc: Uint8Array;
+  ct: Uint8Array;
+  sig: Uint8Array;
+}
+
+/** Strict structural parse: canonical JSON, canonical base64url, known header fields. No cryptography. */
+export function parseEnvelope(text: string): ParsedEnvelope {
+  if (text.length > MAX_ENVELOPE_CHARS) throw new EvsealError('ERR_INVALID_INPUT', 'envelope too large');
+  const o = parseCanonical(text, ENVELOPE_SHAPE, 'envelope');
+  if (o.v !== ENVELOPE_VERSION) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: unsupported version');
+  const hdrBytes = fromB64u(o.hdr, 'envelope.hdr');
+  let hdrText: string;
+  try {
+    hdrText = fromUtf8(hdrBytes);
+  } catch {
+    throw new EvsealError('ERR_INVALID_INPUT', 'envelope.hdr: not UTF-8');
+  }
+  const h = parseCanonical(hdrText, HEADER_SHAPE, 'envelope header');
+  if (h.v !== ENVELOPE_VERSION) throw new EvsealError('ERR_INVALID_INPUT', 'envelope header: unsupported version');
+  if (!isSuiteName(h.suite)) throw new EvsealError('ERR_INVALID_INPUT', 'envelope header: unknown suite');
+  if (!isKind(h.kind) || !CTY.test(h.cty as string)) throw new EvsealError('ERR_INVALID_INPUT', 'envelope header: bad kind or content type');
+  if (fromB64u(h.fromCert, 'fromCert').length !== 32 || fromB64u(h.id, 'id').length !== 16 || fromB64u(h.kid, 'kid').length !== 16) {
+    throw new EvsealError('ERR_INVALID_INPUT', 'envelope header: bad field length');
+  }
+  const chainB64 = o.chain as string[];
+  if (chainB64.length < 1 || chainB64.length > 4) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: chain length');
+  return {
+    hdr: h as unknown as EnvelopeHeader,
+    hdrBytes,
+    chain: chainB64.map((c, i) => fromB64u(c, `envelope.chain[${i}]`)),
+    enc: fromB64u(o.enc, 'envelope.enc'),
+    ct: fromB64u(o.ct, 'envelope.ct'),
+    sig: fromB64u(o.sig, 'envelope.sig'),
+  };
+}
+
+/** Clear metadata only, for `evseal inspect` and intermediaries. Nothing is verified. */
+export function inspectEnvelope(text: string): EnvelopeHeader & { size: number; chainLength: number } {
+  const p = parseEnvelope(text);
+  return { ...p.hdr, size: p.ct.length, chainLength: p.chain.length };
+}
+
+export interface Recipient {
+  info: IdentityInfo;
+  /** Private prekeys by kid. */
+  prekeys: ReadonlyMap<string, PrekeyPrivate>;
+  suites: readonly SuiteName[];
+}
+
+export interface OpenContext {
+  policy: TrustPolicy;
+  revocation: RevocationState | 'skip';
+  now: Date;
+  replay: ReplayWindow | 'skip';
+  rolePolicy: RolePolicy;
+  maxLifetimeSec: number;
+  skewSec: number;
+  security?: SecuritySink;
+}
+
+export interface Opened {
+  plaintext: Uint8Array;
+  header: EnvelopeHeader;
+  sender: ValidatedIdentity;
+}
+
+/**
+ * Opens an envelope in the documented order: structure, addressing, sender
+ * chain/trust/CRL/role, signature, expiry, replay, decryption. Every failure
+ * is the same opaque ERR_OPEN_FAILED; the reason goes to `ctx.security`.
+ */
+export function openEnvelope(text: string, me: Recipient, ctx: OpenContext): Opened {
+  const security = ctx.security ?? noSecuritySink;
+  let msgId = '';
+  let from = '';
+  try {
+    let p: ParsedEnvelope;
+    try {
+      p = parseEnvelope(text);
+    } catch (e) {
+      throw new VerificationFailure('malformed', (e as Error).message);
+    }
+    const h = p.hdr;
+    msgId = h.id;
+    from = h.from;
+    // Addressing: is this for me, in a suite I accept, to a prekey I hold?
+    if (h.to !== me.info.id) throw new VerificationFailure('wrong-recipient');
+    if (!me.suites.includes(h.suite)) throw new VerificationFailure('suite-not-accepted', h.suite);
+    const prekey = me.prekeys.get(h.kid);
+    if (!prekey || prekey.kem !== kemOfSuite(h.suite)) throw new VerificationFailure('unknown-prekey');
+    // 1. Sender chain, trust policy, CRL, role.
+    const sender = validateChain(p.chain, { policy: ctx.policy, revocation: ctx.revocation, now: ctx.now });
+    const leaf = p.chain[0] as Uint8Array;
+    if (!equalBytes(sha256(leaf), fromB64u(h.fromCert))) throw new VerificationFailure('cert-hash-mismatch');
+    if (sender.id !== h.from) throw new VerificationFailure('identity-mismatch');
+    if (!isAllowed(ctx.rolePolicy, sender.role, h.kind, me.info.role)) {
+      throw new VerificationFailure('policy-denied', `${sender.role} -> ${me.info.role} ${h.kind}`);
+    }
+    // 2. Signature over the exact header bytes, enc and ciphertext.
+    if (!verifyWith('envelope', sender.publicKey, sigInput(p.hdrBytes, p.enc, p.ct), p.sig)) {
+      throw new VerificationFailure('bad-signature');
+    }
+    // 3. Times, against trusted time.
+    const nowSec = Math.floor(ctx.now.getTime() / 1000);
+    if (h.expires <= h.created) throw new VerificationFailure('malformed', 'expires <= created');
+    if (h.expires - h.created > ctx.maxLifetimeSec) throw new VerificationFailure('lifetime-too-long');
+    if (h.created > nowSec + ctx.skewSec) throw new VerificationFailure('not-yet-valid');
+    if (nowSec > h.expires + ctx.skewSec) throw new VerificationFailure('expired');
+    // 4. Replay.
+    const replayKey = `${h.fromCert}.${h.id}`;
+    if (ctx.replay !== 'skip' && ctx.replay.has(replayKey)) throw new VerificationFailure('replay');
+    // 5. Decrypt.
+    let plaintext: Uint8Array;
+    try {
+      plaintext = hpkeOpen(hpkeSuite(h.suite), p.enc, prekey.sk, concat(INFO_LABEL, p.hdrBytes), new Uint8Array(0), p.ct);
+    } catch {
+      throw new VerificationFailure('decrypt-failed');
+    }
+    if (ctx.replay !== 'skip') ctx.replay.add(replayKey, h.expires + ctx.skewSec);
+    return { plaintext, header: h, sender };
+  } catch (e) {
+    const reason = e instanceof VerificationFailure ? e.reason : 'malformed';
+    const detail = e instanceof VerificationFailure ? e.detail : (e as Error)?.message;
+    security({ event: 'envelope-refused', reason, ...(detail ? { detail } : {}), msgId, from });
+    throw new EvsealError('ERR_OPEN_FAILED', 'envelope could not be opened');
+  }
+}
+
+function sha256(b: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(b).digest());
+}
