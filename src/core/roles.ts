@@ -2,7 +2,7 @@ import { EvsealError } from './errors.js';
 
 /**
  * The roles an identity certificate can carry (in the subject OU, see
- * docs/x509-profile.md). The list is closed: a certificate whose OU is not
+ * docs/protocol.md Appendix A). The list is closed: a certificate whose OU is not
  * one of these strings is malformed for evseal.
  */
 export const ROLES = [

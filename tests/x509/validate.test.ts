@@ -313,3 +313,34 @@ test('ValidatedIdentity buffers are copies', async () => {
   assert.equal(derToPem(v2.certDer, 'CERTIFICATE'), leaf.certPem);
   assert.equal(T0.toISOString(), '2026-06-01T00:00:00.000Z');
 });
+
+test('fuzz: every single-byte change to a leaf or a CRL is refused with a VerificationFailure (property)', async () => {
+  const fc = (await import('fast-check')).default;
+  const { pemToDer } = await import('../../src/core/x509/index.js');
+  for (const alg of ['ecdsa-p256', 'ed25519'] as const) {
+    const ca = await makeCa(`Fuzz ${alg}`, alg);
+    const policy = trustPolicyFromCaPem(ca.certPem);
+    const leaf = await issue(ca, { role: 'charger', id: 'CP-1', operator: 'ChargeCo' }, { alg });
+    const crlDer = pemToDer(await crl(ca, 1n, [leaf.serialHex]), 'X509 CRL');
+    fc.assert(
+      fc.property(fc.nat({ max: leaf.certDer.length - 1 }), fc.integer({ min: 1, max: 255 }), (i, x) => {
+        const m = new Uint8Array(leaf.certDer);
+        m[i] = m[i]! ^ x;
+        assert.throws(() => validateChain([m], { policy, revocation: 'skip', now: at(0) }), (e: unknown) => e instanceof VerificationFailure);
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.nat({ max: crlDer.length - 1 }), fc.integer({ min: 1, max: 255 }), (i, x) => {
+        const m = new Uint8Array(crlDer);
+        m[i] = m[i]! ^ x;
+        assert.throws(() => new RevocationState().addCrl(derToPem(m, 'X509 CRL'), policy), (e: unknown) => e instanceof VerificationFailure);
+      }),
+      { numRuns: 300 },
+    );
+    // truncations too
+    for (let n = 0; n < leaf.certDer.length; n += 7) {
+      assert.throws(() => validateChain([leaf.certDer.subarray(0, n)], { policy, revocation: 'skip', now: at(0) }), (e: unknown) => e instanceof VerificationFailure);
+    }
+  }
+});

@@ -104,9 +104,15 @@ class DhKem<Priv, Pub> implements Kem {
     let dh2: Uint8Array | undefined;
     try {
       const pubR = g.importPub(pkR);
-      skE = randomness !== undefined ? this.#deriveSk(randomness) : g.randomSk();
-      const privE = g.importPriv(skE);
-      const enc = g.publicOf(privE);
+      let privE: Priv;
+      let enc: Uint8Array;
+      if (randomness !== undefined) {
+        skE = this.#deriveSk(randomness);
+        privE = g.importPriv(skE);
+        enc = g.publicOf(privE);
+      } else {
+        ({ priv: privE, pk: enc } = g.ephemeral());
+      }
       dh1 = g.dh(privE, pubR);
       let pkS = EMPTY;
       if (skS !== undefined) {

@@ -16,6 +16,7 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
+  generateKeyPairSync,
   randomBytes,
   timingSafeEqual,
   type ECDH,
@@ -39,6 +40,8 @@ export interface DhGroup<Priv, Pub> {
   dh(priv: Priv, pub: Pub): Uint8Array;
   /** A fresh uniformly random valid private key (serialized). */
   randomSk(): Uint8Array;
+  /** A fresh ephemeral key pair whose private half never leaves its handle. */
+  ephemeral(): { priv: Priv; pk: Uint8Array };
 }
 
 const ZERO32 = new Uint8Array(32);
@@ -86,6 +89,11 @@ export const X25519_GROUP: DhGroup<KeyObject, KeyObject> = Object.freeze({
   publicOf: x25519PublicOf,
   dh: x25519Dh,
   randomSk: (): Uint8Array => u8(randomBytes(32)),
+  ephemeral(): { priv: KeyObject; pk: Uint8Array } {
+    // generateKeyPairSync is slightly cheaper than random bytes + JWK import, and keeps skE inside OpenSSL.
+    const { privateKey, publicKey } = generateKeyPairSync('x25519');
+    return { priv: privateKey, pk: new Uint8Array(Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url')) };
+  },
 });
 
 /**
@@ -134,6 +142,13 @@ function p256ImportPub(pk: Uint8Array): Uint8Array {
   return pk;
 }
 
+function p256RandomSk(): Uint8Array {
+  for (;;) {
+    const sk = u8(randomBytes(32));
+    if (p256ScalarInRange(sk)) return sk;
+  }
+}
+
 export const P256_GROUP: DhGroup<ECDH, Uint8Array> = Object.freeze({
   nPk: 65,
   nSk: 32,
@@ -143,10 +158,15 @@ export const P256_GROUP: DhGroup<ECDH, Uint8Array> = Object.freeze({
   publicOf: (priv: ECDH): Uint8Array => u8(priv.getPublicKey()),
   // Returns the x-coordinate (RFC 9180 §7.1.1); throws for points not on the curve.
   dh: (priv: ECDH, pub: Uint8Array): Uint8Array => u8(priv.computeSecret(pub)),
-  randomSk(): Uint8Array {
-    for (;;) {
-      const sk = u8(randomBytes(32));
-      if (p256ScalarInRange(sk)) return sk;
+  randomSk: p256RandomSk,
+  ephemeral(): { priv: ECDH; pk: Uint8Array } {
+    // Random bytes + setPrivateKey is cheaper than ECDH.generateKeys() (which also needs padding).
+    const sk = p256RandomSk();
+    try {
+      const priv = p256ImportPriv(sk);
+      return { priv, pk: u8(priv.getPublicKey()) };
+    } finally {
+      sk.fill(0);
     }
   },
 });

@@ -28,7 +28,7 @@ import { derToPem, pemToDer } from './pem.js';
 import { loadX509, toCryptoKey, webAlgs, x509Crypto } from './provider.js';
 
 /*
- * Issuance side of the profile (docs/x509-profile.md). Certificates and CSRs
+ * Issuance side of the profile (docs/protocol.md Appendix A). Certificates and CSRs
  * are produced with @peculiar/x509 from DER pieces built here (names and
  * extension values), so every byte of the profile is decided in this file;
  * each result is then re-parsed with the strict reader and checked against

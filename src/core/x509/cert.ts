@@ -284,7 +284,7 @@ export interface ParsedLeaf extends ParsedCert {
 }
 
 /**
- * The evseal end-entity profile (docs/x509-profile.md §"Validation"):
+ * The evseal end-entity profile (docs/protocol.md Appendix A §"Validation"):
  *   malformed     - not DER / not a Certificate, or the subject is not
  *                   exactly one UTF8String CN (valid id), OU (a Role) and O
  *                   (valid operator);

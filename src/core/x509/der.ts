@@ -2,7 +2,7 @@
  * A small, strict DER reader and writer: just what the evseal X.509 profile
  * needs. Validation code reads certificates, CSRs and CRLs with this reader
  * (not with a lenient BER parser) so that every structural check in
- * docs/x509-profile.md is exact and the signed bytes (tbsCertificate,
+ * docs/protocol.md Appendix A is exact and the signed bytes (tbsCertificate,
  * tbsCertList, certificationRequestInfo) are sliced out of the input as
  * received, never re-encoded.
  *

@@ -1,7 +1,7 @@
 /**
  * X.509 identities for evseal (RFC 5280, narrowed): the certificate and CRL
  * profile, a tiny CA, trust policies and strict leaf -> anchor validation.
- * See docs/x509-profile.md. No I/O here: files are read and written by
+ * See docs/protocol.md Appendix A. No I/O here: files are read and written by
  * src/keystore.
  */
 export { generateSigningKey, keyAlgOf, isSigAlg, SIG_ALGS, type SigAlg } from './algorithms.js';

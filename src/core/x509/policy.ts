@@ -53,7 +53,7 @@ const MAX_ANCHORS = 64;
 const MAX_PINS = 1024;
 
 /**
- * Trust policy JSON (docs/x509-profile.md §"Trust policy"):
+ * Trust policy JSON (docs/protocol.md Appendix A §"Trust policy"):
  *
  *   {"version":1,"anchors":[
  *     {"name":"psp-ca","cert":"psp-ca.pem","roles":["psp"],"pins":["sha256:…"]},

@@ -7,13 +7,8 @@ import { keyAlgOf, type SigAlg } from './algorithms.js';
  * certificates and CSRs; nothing on the verification path imports it).
  *
  * - Its crypto provider is set to node's `webcrypto` once, here.
- * - @peculiar/x509 2.x uses tsyringe, which needs a Reflect metadata
- *   polyfill (its README: "Reflect Polyfill Required"). The package
- *   `reflect-metadata` is not a dependency of evseal, so when no polyfill is
- *   loaded we install a minimal one (the five Reflect metadata functions
- *   tsyringe calls; @peculiar/x509 never reads design-time metadata) before
- *   importing the library. It is installed only if `Reflect.getMetadata` is
- *   missing, so a real polyfill loaded earlier always wins.
+ * - @peculiar/x509 2.x uses tsyringe, which needs the Reflect metadata
+ *   polyfill (`reflect-metadata`), loaded just before the library.
  * - The import is dynamic, so merely importing evseal's core never loads the
  *   library or touches `Reflect`.
  */
@@ -21,49 +16,10 @@ type X509Module = typeof import('@peculiar/x509');
 
 let loading: Promise<X509Module> | undefined;
 
-function installReflectMetadataShim(): void {
-  const R = Reflect as unknown as Record<string, unknown>;
-  if (typeof R.getMetadata === 'function') return;
-  const store = new WeakMap<object, Map<unknown, Map<unknown, unknown>>>();
-  const table = (target: object, prop: unknown, create: boolean): Map<unknown, unknown> | undefined => {
-    let byProp = store.get(target);
-    if (!byProp) {
-      if (!create) return undefined;
-      byProp = new Map();
-      store.set(target, byProp);
-    }
-    let m = byProp.get(prop);
-    if (!m) {
-      if (!create) return undefined;
-      m = new Map();
-      byProp.set(prop, m);
-    }
-    return m;
-  };
-  const getMetadata = (key: unknown, target: object, prop?: unknown): unknown => {
-    for (let o: object | null = target; o; o = Object.getPrototypeOf(o) as object | null) {
-      const m = table(o, prop, false);
-      if (m?.has(key)) return m.get(key);
-    }
-    return undefined;
-  };
-  const fns: Record<string, unknown> = {
-    defineMetadata: (key: unknown, value: unknown, target: object, prop?: unknown) => void table(target, prop, true)!.set(key, value),
-    getOwnMetadata: (key: unknown, target: object, prop?: unknown) => table(target, prop, false)?.get(key),
-    hasOwnMetadata: (key: unknown, target: object, prop?: unknown) => table(target, prop, false)?.has(key) ?? false,
-    getMetadata,
-    hasMetadata: (key: unknown, target: object, prop?: unknown) => getMetadata(key, target, prop) !== undefined,
-    metadata: (key: unknown, value: unknown) => (target: object, prop?: unknown) => void table(target, prop, true)!.set(key, value),
-  };
-  for (const [name, fn] of Object.entries(fns)) {
-    Object.defineProperty(Reflect, name, { value: fn, writable: true, configurable: true, enumerable: false });
-  }
-}
-
 /** Loads @peculiar/x509 once, with node's webcrypto as its crypto provider. */
 export function loadX509(): Promise<X509Module> {
   loading ??= (async () => {
-    installReflectMetadataShim();
+    await import('reflect-metadata');
     const m = await import('@peculiar/x509');
     m.cryptoProvider.set(webcrypto as unknown as Crypto);
     return m;
