@@ -42,6 +42,7 @@ try {
     return dir;
   }
   const charger = await make(ca, 'charger', 'CP-001', 'ed25519', [...SUITE_NAMES]);
+  const pqCharger = await make(ca, 'charger', 'CP-002', 'ed25519', ['XWING-SHA256-AES256GCM']);
   const prov = await make(ca, 'provisioning', 'prov-1', 'ed25519');
   const provP256 = await make(ca, 'provisioning', 'prov-p256', 'ecdsa-p256');
   const revoked = await make(ca, 'provisioning', 'prov-revoked', 'ed25519');
@@ -55,7 +56,7 @@ try {
   revocation.addCrl(crlPem, policy);
 
   const identities: Record<string, unknown> = {};
-  for (const dir of [charger, prov, provP256, revoked, stranger]) {
+  for (const dir of [charger, pqCharger, prov, provP256, revoked, stranger]) {
     const id = loadIdentity(dir);
     identities[id.file.id] = {
       role: id.file.role,
@@ -63,7 +64,7 @@ try {
       cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
       key: readFileSync(join(dir, 'identity.key'), 'utf8'),
       suites: id.file.suites,
-      ...(dir === charger
+      ...(dir === charger || dir === pqCharger
         ? {
             bundle: JSON.parse(readFileSync(join(dir, 'bundle.json'), 'utf8')),
             prekeys: [...id.prekeys.values()].map((k) => ({ kid: k.kid, kem: k.kem, pub: b64u(k.pub), sk: b64u(k.sk) })),
@@ -73,6 +74,7 @@ try {
   }
 
   const bundle = verifyBundle(parseBundle(readFileSync(join(charger, 'bundle.json'), 'utf8')), { policy, revocation, now: new Date(NOW) });
+  const pqKid = (JSON.parse(readFileSync(join(pqCharger, 'bundle.json'), 'utf8')) as { prekeys: { kid: string }[] }).prekeys[0]?.kid;
   const senderOf = (dir: string, suites: readonly SuiteName[]) => {
     const id = loadIdentity(dir);
     return { chain: id.chain, info: id.file, privateKey: id.privateKey, suites };
@@ -120,6 +122,13 @@ try {
     const sig = signWith('envelope', o.key ?? keyOf(prov), lp(hdrBytes, enc, ct));
     return encodeCanonical({ v: 1, hdr: b64u(hdrBytes), chain: o.chain ?? (outer.chain as string[]), enc: b64u(enc), ct: b64u(ct), sig: b64u(sig) }, ENVELOPE_SHAPE);
   }
+  function resignRaw(hdrText: string): string {
+    const hdrBytes = utf8(hdrText);
+    const enc = fromB64u(outer.enc);
+    const ct = fromB64u(outer.ct);
+    const sig = signWith('envelope', keyOf(prov), lp(hdrBytes, enc, ct));
+    return encodeCanonical({ v: 1, hdr: b64u(hdrBytes), chain: outer.chain as string[], enc: b64u(enc), ct: b64u(ct), sig: b64u(sig) }, ENVELOPE_SHAPE);
+  }
   const sealedBy = (dir: string, kind = 'credentials', lifetime = 86400, at = NOW, rolePolicy = DEFAULT_ROLE_POLICY) =>
     sealEnvelope(senderOf(dir, ['XWING-SHA256-AES256GCM']), bundle, plaintext, { kind, contentType: 'application/json', now: new Date(at), lifetimeSec: lifetime, rolePolicy });
   const flippedCt = fromB64u(outer.ct);
@@ -139,7 +148,7 @@ try {
       envelope: resign({ ...hdr, from: 'prov-p256', fromCert: provCertHash }, { key: keyOf(provP256), chain: chainOf(provP256) }),
     },
     { name: 'wrong recipient', reason: 'wrong-recipient', envelope: resign({ ...hdr, to: 'CP-002' }) },
-    { name: 'suite not accepted (unknown prekey for it)', reason: 'unknown-prekey', envelope: resign({ ...hdr, suite: 'X25519-SHA256-AES256GCM' }) },
+    { name: 'suite changed to another the recipient accepts (no prekey of that kid for it)', reason: 'unknown-prekey', envelope: resign({ ...hdr, suite: 'X25519-SHA256-AES256GCM' }) },
     { name: 'unknown prekey id', reason: 'unknown-prekey', envelope: resign({ ...hdr, kid: b64u(new Uint8Array(16)) }) },
     { name: 'fromCert does not match the chain', reason: 'cert-hash-mismatch', envelope: resign({ ...hdr, fromCert: b64u(new Uint8Array(32)) }) },
     { name: 'from does not match the certificate', reason: 'identity-mismatch', envelope: resign({ ...hdr, from: 'prov-2' }) },
@@ -152,7 +161,13 @@ try {
     },
     { name: 'revoked sender', reason: 'cert-revoked', envelope: sealedBy(revoked) },
     { name: 'sender from another CA', reason: 'chain-invalid', envelope: sealedBy(stranger) },
-  ];
+    { name: 'suite the recipient does not accept (downgrade)', reason: 'suite-not-accepted', recipient: 'CP-002', envelope: resign({ ...hdr, suite: 'X25519-SHA256-AES256GCM', to: 'CP-002', kid: pqKid }) },
+    { name: 'expires before created', reason: 'malformed', envelope: resign({ ...hdr, expires: hdr.created - 1 }) },
+    { name: 'header with whitespace', reason: 'malformed', envelope: resignRaw(JSON.stringify(hdr, null, 1)) },
+    { name: 'header keys reordered', reason: 'malformed', envelope: resignRaw(JSON.stringify(Object.fromEntries(Object.entries(hdr).reverse()))) },
+    { name: 'header with a duplicate key', reason: 'malformed', envelope: resignRaw(encodeCanonical({ ...hdr }, HEADER_SHAPE).replace('{"v":1,', '{"v":1,"v":1,')) },
+    { name: 'header with an unknown key', reason: 'malformed', envelope: resignRaw(encodeCanonical({ ...hdr }, HEADER_SHAPE).slice(0, -1) + ',"x":"y"}') },
+  ].map((v) => ({ recipient: 'CP-001', ...v }));
 
   const file = {
     description: 'evseal envelope test vectors, protocol version 1 (docs/protocol.md §12)',

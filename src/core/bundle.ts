@@ -64,7 +64,7 @@ export function parseBundle(text: string): Bundle {
   );
   if (o.v !== 1) throw new EvsealError('ERR_INVALID_INPUT', 'bundle: unsupported version');
   const chain = (o.chain as string[]).map((c, i) => fromB64u(c, `bundle.chain[${i}]`));
-  if (chain.length < 1 || chain.length > 4) throw new EvsealError('ERR_INVALID_INPUT', 'bundle: chain length');
+  if (chain.length < 1 || chain.length > 2) throw new EvsealError('ERR_INVALID_INPUT', 'bundle: chain length');
   const prekeys = (o.prekeys as unknown[]).map((p, i) => prekeyFromJSON(p, `bundle.prekeys[${i}]`));
   if (prekeys.length > 64) throw new EvsealError('ERR_INVALID_INPUT', 'bundle: too many prekeys');
   return {

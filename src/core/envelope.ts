@@ -47,6 +47,7 @@ export const HEADER_SHAPE: Shape = [
   ['cty', 'string'],
 ];
 
+/** The outer envelope's canonical JSON shape (encoded and split by encodeEnvelope/splitEnvelope). */
 export const ENVELOPE_SHAPE: Shape = [
   ['v', 'int'],
   ['hdr', 'string'],
@@ -93,7 +94,13 @@ export function sealEnvelope(sender: Sender, recipient: VerifiedBundle, plaintex
   if (!isAllowed(o.rolePolicy, sender.info.role, o.kind, recipient.identity.role)) {
     throw new EvsealError('ERR_POLICY_DENIED', `role policy forbids ${sender.info.role} -> ${recipient.identity.role} kind ${o.kind}`);
   }
-  const { suite, prekey } = choosePrekey(recipient, sender.suites);
+  let chosen;
+  try {
+    chosen = choosePrekey(recipient, sender.suites);
+  } catch {
+    throw new EvsealError('ERR_BUNDLE_REJECTED', 'recipient bundle has no live prekey for a suite both sides accept');
+  }
+  const { suite, prekey } = chosen;
   const leaf = sender.chain[0];
   if (!leaf) throw new EvsealError('ERR_USAGE', 'sender chain is empty');
   const created = Math.floor(o.now.getTime() / 1000);
@@ -115,7 +122,61 @@ export function sealEnvelope(sender: Sender, recipient: VerifiedBundle, plaintex
     randomness: o.randomness,
   });
   const sig = signWith('envelope', sender.privateKey, sigInput(hdrBytes, enc, ct));
-  return encodeCanonical({ v: 1, hdr: b64u(hdrBytes), chain: sender.chain.map(b64u), enc: b64u(enc), ct: b64u(ct), sig: b64u(sig) }, ENVELOPE_SHAPE);
+  return encodeEnvelope({ hdr: b64u(hdrBytes), chain: sender.chain.map(b64u), enc: b64u(enc), ct: b64u(ct), sig: b64u(sig) });
+}
+
+interface EnvelopeFields {
+  hdr: string;
+  chain: string[];
+  enc: string;
+  ct: string;
+  sig: string;
+}
+
+/**
+ * Every value of the outer envelope is base64url, which JSON never escapes,
+ * so its canonical JSON (ENVELOPE_SHAPE) is exactly this template. Building
+ * and splitting it directly avoids JSON passes over megabyte ciphertexts.
+ */
+function encodeEnvelope(f: EnvelopeFields): string {
+  return `{"v":1,"hdr":"${f.hdr}","chain":[${f.chain.map((c) => `"${c}"`).join(',')}],"enc":"${f.enc}","ct":"${f.ct}","sig":"${f.sig}"}`;
+}
+
+/** The inverse of encodeEnvelope: anything but that exact grammar is refused. */
+function splitEnvelope(text: string): EnvelopeFields {
+  let pos = 0;
+  const bad = (): never => {
+    throw new EvsealError('ERR_INVALID_INPUT', 'envelope: not canonical envelope JSON');
+  };
+  const lit = (l: string) => {
+    if (!text.startsWith(l, pos)) bad();
+    pos += l.length;
+  };
+  const str = (): string => {
+    lit('"');
+    const end = text.indexOf('"', pos);
+    if (end < 0) bad();
+    const v = text.slice(pos, end);
+    pos = end + 1;
+    return v; // its alphabet is checked by the strict base64url decoder
+  };
+  lit('{"v":1,"hdr":');
+  const hdr = str();
+  lit(',"chain":[');
+  const chain = [str()];
+  while (text.startsWith(',', pos)) {
+    pos++;
+    chain.push(str());
+  }
+  lit('],"enc":');
+  const enc = str();
+  lit(',"ct":');
+  const ct = str();
+  lit(',"sig":');
+  const sig = str();
+  lit('}');
+  if (pos !== text.length) bad();
+  return { hdr, chain, enc, ct, sig };
 }
 
 interface ParsedEnvelope {
@@ -130,8 +191,7 @@ interface ParsedEnvelope {
 /** Strict structural parse: canonical JSON, canonical base64url, known header fields. No cryptography. */
 export function parseEnvelope(text: string): ParsedEnvelope {
   if (text.length > MAX_ENVELOPE_CHARS) throw new EvsealError('ERR_INVALID_INPUT', 'envelope too large');
-  const o = parseCanonical(text, ENVELOPE_SHAPE, 'envelope');
-  if (o.v !== ENVELOPE_VERSION) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: unsupported version');
+  const o = splitEnvelope(text);
   const hdrBytes = fromB64u(o.hdr, 'envelope.hdr');
   let hdrText: string;
   try {
@@ -146,8 +206,8 @@ export function parseEnvelope(text: string): ParsedEnvelope {
   if (fromB64u(h.fromCert, 'fromCert').length !== 32 || fromB64u(h.id, 'id').length !== 16 || fromB64u(h.kid, 'kid').length !== 16) {
     throw new EvsealError('ERR_INVALID_INPUT', 'envelope header: bad field length');
   }
-  const chainB64 = o.chain as string[];
-  if (chainB64.length < 1 || chainB64.length > 4) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: chain length');
+  const chainB64 = o.chain;
+  if (chainB64.length < 1 || chainB64.length > 2) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: chain length');
   return {
     hdr: h as unknown as EnvelopeHeader,
     hdrBytes,

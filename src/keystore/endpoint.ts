@@ -93,8 +93,10 @@ export class Endpoint {
           security: this.#log.sink,
         },
       );
-      // A verified sender timestamp is a signed time source; it is bounded by now + skew above.
-      st.clock.observe(opened.header.created * 1000);
+      // A verified sender timestamp is a signed time source. It is taken as
+      // created - skew, which step 4 bounds by the current trusted time, so a
+      // sender can keep the mark following real time but never push it ahead.
+      st.clock.observe((opened.header.created - s.skewSec) * 1000);
       return opened;
     });
   }

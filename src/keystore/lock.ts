@@ -4,8 +4,10 @@ import { EvsealError } from '../core/errors.js';
 /**
  * An exclusive lock file (O_CREAT|O_EXCL). Two processes updating the same
  * endpoint state (replay window, trusted time) would otherwise lose each
- * other's writes. A lock left by a dead process is taken over.
+ * other's writes. A busy lock is waited for (up to `LOCK_WAIT_MS`); a lock
+ * left by a dead process is taken over.
  */
+export const LOCK_WAIT_MS = 10_000;
 export function withLock<T>(path: string, fn: () => T): T {
   acquire(path);
   try {
@@ -33,7 +35,9 @@ export async function withLockAsync<T>(path: string, fn: () => Promise<T>): Prom
 }
 
 function acquire(path: string): void {
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
     try {
       const fd = openSync(path, 'wx', 0o600);
       writeSync(fd, String(process.pid));
@@ -41,15 +45,24 @@ function acquire(path: string): void {
       return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = Number(readFileSync(path, 'utf8'));
-      if (Number.isInteger(holder) && holder > 0 && !alive(holder)) {
-        unlinkSync(path);
-        continue;
-      }
-      throw new EvsealError('ERR_STATE', `endpoint state is locked by process ${holder} (${path})`);
     }
+    let holder = NaN;
+    try {
+      holder = Number(readFileSync(path, 'utf8'));
+    } catch {
+      continue; // released between our open and read
+    }
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && !alive(holder)) {
+      try {
+        unlinkSync(path);
+      } catch {
+        /* someone else took it over first */
+      }
+      continue;
+    }
+    if (Date.now() >= deadline) throw new EvsealError('ERR_STATE', `${path} is locked by process ${holder}`);
+    Atomics.wait(pause, 0, 0, 20); // a synchronous 20 ms sleep
   }
-  throw new EvsealError('ERR_STATE', `could not take lock ${path}`);
 }
 
 function alive(pid: number): boolean {

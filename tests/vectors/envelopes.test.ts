@@ -22,7 +22,7 @@ const V = JSON.parse(readFileSync(new URL('./envelopes.json', import.meta.url), 
   identities: Record<string, Ident>;
   valid: { name: string; suite: SuiteName; sender: string; recipient: string; kind: string; cty: string; created: number; lifetime: number; msgId: string; randomness: string; plaintext: string; envelope: string }[];
   p256: { name: string; sender: string; recipient: string; plaintext: string; envelope: string }[];
-  invalid: { name: string; reason: SecurityReason; envelope: string }[];
+  invalid: { name: string; reason: SecurityReason; recipient: string; envelope: string }[];
 };
 
 const policy = trustPolicyFromCaPem(V.ca.cert);
@@ -37,11 +37,11 @@ function recipient(id: string) {
   return { info: { role: r.role, id, operator: r.operator }, prekeys, suites: r.suites };
 }
 
-function open(text: string, id: string, at = now) {
+function open(text: string, id: string, replay = new ReplayWindow()) {
   const reasons: SecurityReason[] = [];
   try {
     const o = openEnvelope(text, recipient(id), {
-      policy, revocation, now: at, replay: new ReplayWindow(), rolePolicy: DEFAULT_ROLE_POLICY,
+      policy, revocation, now, replay, rolePolicy: DEFAULT_ROLE_POLICY,
       maxLifetimeSec: V.settings.maxLifetimeSec, skewSec: V.settings.skewSec, security: (e) => reasons.push(e.reason),
     });
     return { plaintext: o.plaintext, reasons };
@@ -53,7 +53,7 @@ function open(text: string, id: string, at = now) {
 test('the vector file covers every suite and every labelled refusal', () => {
   assert.equal(V.valid.length, 4);
   assert.ok(V.p256.length >= 2);
-  assert.ok(V.invalid.length >= 19);
+  assert.ok(V.invalid.length >= 25);
 });
 
 for (const v of V.valid) {
@@ -68,8 +68,11 @@ for (const v of V.valid) {
       { kind: v.kind, contentType: v.cty, now: new Date(v.created * 1000), lifetimeSec: v.lifetime, rolePolicy: DEFAULT_ROLE_POLICY, msgId: fromB64u(v.msgId), randomness: fromB64u(v.randomness) },
     );
     assert.equal(env, v.envelope);
-    const o = open(v.envelope, v.recipient);
+    const replay = new ReplayWindow();
+    const o = open(v.envelope, v.recipient, replay);
     assert.deepEqual(o.plaintext, fromB64u(v.plaintext));
+    // A second open with the same replay window is a replay.
+    assert.deepEqual(open(v.envelope, v.recipient, replay).reasons, ['replay']);
   });
 }
 
@@ -81,7 +84,7 @@ for (const v of V.p256) {
 
 for (const v of V.invalid) {
   test(`invalid vector "${v.name}" is refused as ${v.reason}`, () => {
-    const o = open(v.envelope, 'CP-001');
+    const o = open(v.envelope, v.recipient);
     assert.equal(o.plaintext, undefined);
     assert.equal(o.error?.code, 'ERR_OPEN_FAILED');
     assert.deepEqual(o.reasons, [v.reason]);
