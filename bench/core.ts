@@ -33,7 +33,7 @@ const now = new Date();
 await initCaDir(join(work, 'ca'), { name: 'Bench Root', now: new Date(now.getTime() - 3600_000) });
 async function make(role: 'charger' | 'provisioning', id: string): Promise<string> {
   const dir = join(work, id);
-  const { csrPem } = await initIdentity(dir, { role, id, operator: 'Bench', alg: 'ecdsa-p256', suites: [...SUITES] });
+  const { csrPem } = await initIdentity(dir, { role, id, operator: 'Bench', alg: 'ecdsa-p256', suites: [...SUITES], plaintext: true });
   const { certPem } = await signCsrWithCaDir(join(work, 'ca'), csrPem, { now: new Date(now.getTime() - 60_000) });
   installCert(dir, certPem, Math.floor(now.getTime() / 1000));
   return dir;

@@ -36,7 +36,7 @@ try {
 
   async function make(caDir: string, role: Role, id: string, alg: 'ed25519' | 'ecdsa-p256', suites?: SuiteName[]) {
     const dir = join(work, id);
-    const { csrPem } = await initIdentity(dir, { role, id, operator: 'Vector Org', alg, suites });
+    const { csrPem } = await initIdentity(dir, { role, id, operator: 'Vector Org', alg, suites, plaintext: true });
     const { certPem } = await signCsrWithCaDir(caDir, csrPem, { now: new Date(NOW - 3600_000), validityDays: 3650 });
     installCert(dir, certPem, nowSec - 60);
     return dir;

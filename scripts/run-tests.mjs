@@ -20,7 +20,7 @@ if (files.length === 0) {
   console.error('no test files found under tests/');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', './tests/helpers/fc-seed.ts', '--test', '--test-timeout=120000', ...files], {
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', './tests/helpers/fc-seed.ts', '--test', '--test-timeout=600000', ...files], {
   stdio: 'inherit',
   env: { ...process.env, EVSEAL_TEST: '1' },
 });

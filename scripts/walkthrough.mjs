@@ -9,11 +9,13 @@ import { join } from 'node:path';
 const bin = new URL('../dist/cli/main.js', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'evseal-walkthrough-'));
 const keep = process.argv.includes('--keep');
+// Endpoint keystores are encrypted under a passphrase (scrypt); the demo sets one.
+const env = { ...process.env, EVSEAL_PASSPHRASE: process.env.EVSEAL_PASSPHRASE ?? 'demo passphrase - choose your own' };
 let failures = 0;
 
 function run(title, args, { input, expectFail = false } = {}) {
   process.stdout.write(`\n\x1b[1m# ${title}\x1b[0m\n$ evseal ${args.join(' ')}\n`);
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: work, input, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: work, input, encoding: 'utf8', env });
   if (r.stdout) process.stdout.write(r.stdout.length > 600 ? r.stdout.slice(0, 600) + '…\n' : r.stdout);
   if (r.stderr) process.stdout.write(r.stderr);
   const ok = expectFail ? r.status !== 0 : r.status === 0;

@@ -45,11 +45,16 @@ export function generatePrekey(
 ): { pub: SignedPrekey; priv: PrekeyPrivate } {
   const kp = kemByName(kem).generateKeyPair();
   const base = { kid: prekeyId(kem, kp.publicKey), kem, pub: kp.publicKey, created: o.now, expires: o.now + o.validitySec };
-  const sig = signWith('prekey', o.signingKey, signedBytes(base, o.ownerCertHash));
   return {
-    pub: { ...base, sig },
+    pub: signPrekey(base, o.ownerCertHash, o.signingKey),
     priv: { ...base, sk: kp.privateKey, deleteAfter: base.expires + o.maxLifetimeSec },
   };
+}
+
+/** Signs (or, after a certificate renewal, re-signs) a prekey for its owner's current certificate. */
+export function signPrekey(p: Omit<SignedPrekey, 'sig'>, ownerCertHash: Uint8Array, signingKey: KeyObject): SignedPrekey {
+  const base = { kid: p.kid, kem: p.kem, pub: p.pub, created: p.created, expires: p.expires };
+  return { ...base, sig: signWith('prekey', signingKey, signedBytes(base, ownerCertHash)) };
 }
 
 /** Checks kid derivation and the owner's signature; expiry is the caller's check (it needs trusted time). */

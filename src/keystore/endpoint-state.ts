@@ -1,11 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EvsealError } from '../core/errors.js';
 import { ReplayWindow } from '../core/replay.js';
 import { TrustedClock } from '../core/trusted-time.js';
 import { RevocationState } from '../core/x509/index.js';
-import { writeFileAtomic } from './atomic-file.js';
 import { withLock, withLockAsync } from './lock.js';
+import type { SecretStore } from './secret-store.js';
 
 /**
  * An endpoint's mutable verification state, persisted in ID_DIR/state.json:
@@ -18,18 +17,18 @@ export interface EndpointState {
   replay: ReplayWindow;
 }
 
-export function loadState(dir: string, wall: () => number): EndpointState {
-  const path = join(dir, 'state.json');
-  if (!existsSync(path)) {
+export function loadState(store: SecretStore, wall: () => number): EndpointState {
+  const text = store.readText('state.json');
+  if (text === undefined) {
     return { clock: new TrustedClock(0, wall), revocation: RevocationState.fromJSON(null), replay: new ReplayWindow() };
   }
   let j: { trustedTime?: unknown; revocation?: unknown; replay?: unknown };
   try {
-    j = JSON.parse(readFileSync(path, 'utf8'));
+    j = JSON.parse(text);
   } catch {
-    throw new EvsealError('ERR_STATE', `${path} is not valid JSON`);
+    throw new EvsealError('ERR_STATE', 'state.json is not valid JSON');
   }
-  if (typeof j.trustedTime !== 'number') throw new EvsealError('ERR_STATE', `${path}: bad trustedTime`);
+  if (typeof j.trustedTime !== 'number') throw new EvsealError('ERR_STATE', 'state.json: bad trustedTime');
   return {
     clock: new TrustedClock(j.trustedTime, wall),
     revocation: RevocationState.fromJSON(j.revocation),
@@ -37,13 +36,9 @@ export function loadState(dir: string, wall: () => number): EndpointState {
   };
 }
 
-export function saveState(dir: string, s: EndpointState): void {
+export function saveState(store: SecretStore, s: EndpointState): void {
   s.replay.prune(Math.floor(s.clock.now().getTime() / 1000));
-  writeFileAtomic(
-    join(dir, 'state.json'),
-    JSON.stringify({ trustedTime: s.clock.mark, revocation: s.revocation.toJSON(), replay: s.replay.toJSON() }) + '\n',
-    0o600,
-  );
+  store.write('state.json', JSON.stringify({ trustedTime: s.clock.mark, revocation: s.revocation.toJSON(), replay: s.replay.toJSON() }) + '\n');
 }
 
 /**
@@ -51,24 +46,24 @@ export function saveState(dir: string, s: EndpointState): void {
  * saved even when `fn` throws: CRLs and trusted time learnt on the way to a
  * refusal must not be forgotten (the replay window only changes on success).
  */
-export function withState<T>(dir: string, wall: () => number, fn: (s: EndpointState) => T): T {
-  return withLock(join(dir, 'state.lock'), () => {
-    const s = loadState(dir, wall);
+export function withState<T>(store: SecretStore, wall: () => number, fn: (s: EndpointState) => T): T {
+  return withLock(join(store.dir, 'state.lock'), () => {
+    const s = loadState(store, wall);
     try {
       return fn(s);
     } finally {
-      saveState(dir, s);
+      saveState(store, s);
     }
   });
 }
 
-export async function withStateAsync<T>(dir: string, wall: () => number, fn: (s: EndpointState) => Promise<T>): Promise<T> {
-  return withLockAsync(join(dir, 'state.lock'), async () => {
-    const s = loadState(dir, wall);
+export async function withStateAsync<T>(store: SecretStore, wall: () => number, fn: (s: EndpointState) => Promise<T>): Promise<T> {
+  return withLockAsync(join(store.dir, 'state.lock'), async () => {
+    const s = loadState(store, wall);
     try {
       return await fn(s);
     } finally {
-      saveState(dir, s);
+      saveState(store, s);
     }
   });
 }

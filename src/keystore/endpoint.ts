@@ -16,6 +16,8 @@ export interface EndpointOptions {
   revocationCheck?: boolean;
   rolePolicy?: RolePolicy;
   wall?: () => number;
+  /** Passphrase of an encrypted keystore (see EVSEAL_PASSPHRASE). */
+  passphrase?: string;
 }
 
 /**
@@ -25,7 +27,7 @@ export interface EndpointOptions {
  */
 export class Endpoint {
   readonly id: LoadedIdentity;
-  readonly #o: Required<EndpointOptions>;
+  readonly #o: Required<Omit<EndpointOptions, 'passphrase'>>;
   readonly #log: ReturnType<typeof securityLog>;
 
   private constructor(id: LoadedIdentity, o: EndpointOptions) {
@@ -41,14 +43,14 @@ export class Endpoint {
   }
 
   static load(dir: string, o: EndpointOptions): Endpoint {
-    return new Endpoint(loadIdentity(dir), o);
+    return new Endpoint(loadIdentity(dir, o.passphrase), o);
   }
 
   seal(bundleText: string, plaintext: Uint8Array, o: { kind?: string; contentType?: string; lifetimeSec?: number } = {}): string {
     const s = this.id.file.settings;
     const lifetimeSec = o.lifetimeSec ?? s.defaultLifetimeSec;
     if (lifetimeSec > s.maxLifetimeSec) throw new EvsealError('ERR_USAGE', `lifetime exceeds the maximum of ${s.maxLifetimeSec} s`);
-    return withState(this.id.dir, this.#o.wall, (st) => {
+    return withState(this.id.store, this.#o.wall, (st) => {
       loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
       const now = st.clock.now();
       const bundle = parseBundle(bundleText);
@@ -77,7 +79,7 @@ export class Endpoint {
   /** Opens and commits the replay record before returning the plaintext. */
   open(text: string, o: { replayCheck?: boolean } = {}): Opened {
     const s = this.id.file.settings;
-    return withState(this.id.dir, this.#o.wall, (st) => {
+    return withState(this.id.store, this.#o.wall, (st) => {
       loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
       const opened = openEnvelope(
         text,

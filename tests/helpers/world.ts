@@ -12,6 +12,8 @@ import type { SuiteName } from '../../src/core/suites.js';
 import type { RolePolicy } from '../../src/core/role-policy.js';
 
 export const T0 = Date.parse('2026-06-01T00:00:00Z');
+/** Every test identity's keystore is encrypted under this passphrase. */
+export const PASSPHRASE = 'test passphrase, not a secret';
 
 export class World {
   readonly dir = mkdtempSync(join(tmpdir(), 'evseal-test-'));
@@ -34,9 +36,9 @@ export class World {
     o: { operator?: string; alg?: SigAlg; suites?: SuiteName[]; days?: number } = {},
   ): Promise<string> {
     const dir = this.path(`id-${id}`);
-    const { csrPem } = await initIdentity(dir, { role, id, operator: o.operator ?? 'ChargeCo', alg: o.alg ?? 'ed25519', suites: o.suites });
+    const { csrPem } = await initIdentity(dir, { role, id, operator: o.operator ?? 'ChargeCo', alg: o.alg ?? 'ed25519', suites: o.suites, passphrase: PASSPHRASE });
     const { certPem } = await signCsrWithCaDir(ca, csrPem, { now: new Date(this.now - 60_000), validityDays: o.days ?? 365 });
-    installCert(dir, certPem, Math.floor(this.now / 1000));
+    installCert(dir, certPem, Math.floor(this.now / 1000), PASSPHRASE);
     return dir;
   }
 
@@ -45,7 +47,7 @@ export class World {
   }
 
   endpoint(dir: string, trust: TrustPolicy, crls: string[], o: { rolePolicy?: RolePolicy; revocationCheck?: boolean } = {}): Endpoint {
-    return Endpoint.load(dir, { trust, crls, wall: this.wall, ...o });
+    return Endpoint.load(dir, { trust, crls, wall: this.wall, passphrase: PASSPHRASE, ...o });
   }
 
   bundle(dir: string): string {

@@ -253,11 +253,11 @@ test('d2. evseal-lite <-> evseal CLI, both directions, every suite', { skip: cli
       { sender: identities[3]!, rcp: identities[1]!, suite: XC },
       { sender: identities[2]!, rcp: identities[1]!, suite: PA },
     ];
-    // keys init on every endpoint, pki sign one at a time (a second process finds ca/ca.lock
-    // held and fails with ERR_STATE instead of waiting), then keys install
+    // keys init on every endpoint (plaintext keystores, so this test can read the private
+    // prekeys as operations.md documents them), pki sign one at a time, then keys install
     await Promise.all(
       identities.map((x) =>
-        cliOk(['keys', 'init', '--role', x.role, '--id', x.id, '--operator', 'Interop Org', '--out', x.dir, '--alg', x.alg, '--suites', x.suites.join(',')], tmp),
+        cliOk(['keys', 'init', '--role', x.role, '--id', x.id, '--operator', 'Interop Org', '--out', x.dir, '--alg', x.alg, '--suites', x.suites.join(','), '--plaintext-keystore'], tmp),
       ),
     );
     for (const x of identities) await cliOk(['pki', 'sign', '--ca', 'ca', '--csr', join(x.dir, 'csr.pem'), '--out', `${x.dir}-cert.pem`], tmp);

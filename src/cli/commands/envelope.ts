@@ -7,6 +7,7 @@ import { loadTrust } from '../../keystore/trust-files.js';
 import { collect, intArg } from '../options.js';
 import { printJson, readEnvelopeText, readInput, wallClock, writeOutput } from '../io.js';
 import { b64u } from '../../core/base64url.js';
+import { passphraseFor } from '../passphrase.js';
 
 interface TrustOpts {
   as: string;
@@ -16,8 +17,9 @@ interface TrustOpts {
   rolePolicy?: string;
 }
 
-function endpoint(o: TrustOpts): Endpoint {
+async function endpoint(o: TrustOpts): Promise<Endpoint> {
   return Endpoint.load(o.as, {
+    passphrase: await passphraseFor(o.as),
     trust: loadTrust(o.trust),
     crls: o.crl,
     revocationCheck: o.revocationCheck,
@@ -43,8 +45,8 @@ export function registerEnvelope(program: Command): void {
     .option('--lifetime <SECONDS>', 'envelope lifetime (default from identity settings)', intArg)
     .option('--in <FILE>', 'payload file (default stdin)')
     .option('--out <FILE>', 'envelope file (default stdout)')
-    .action((o) => {
-      const ep = endpoint(o);
+    .action(async (o) => {
+      const ep = await endpoint(o);
       const bundleText = readInput(o.to).toString('utf8');
       const env = ep.seal(bundleText, readInput(o.in), { kind: o.kind, contentType: o.contentType, lifetimeSec: o.lifetime });
       writeOutput(o.out, env + '\n', 0o644);
@@ -54,8 +56,8 @@ export function registerEnvelope(program: Command): void {
     .option('--in <FILE>', 'envelope file (default stdin)')
     .option('--out <FILE>', 'plaintext file (default stdout); nothing is written unless the envelope opens')
     .option('--json', 'print sender and header as JSON (plaintext as base64url when no --out)')
-    .action((o) => {
-      const ep = endpoint(o);
+    .action(async (o) => {
+      const ep = await endpoint(o);
       const opened = ep.open(readEnvelopeText(o.in));
       if (o.json) {
         if (o.out) writeOutput(o.out, opened.plaintext);

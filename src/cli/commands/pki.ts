@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { initCaDir, refreshCrl, revokeWithCaDir, signCsrWithCaDir } from '../../keystore/ca-dir.js';
-import { initIdentity, installCert, rotatePrekeys } from '../../keystore/identity-dir.js';
+import { initIdentity, installCert, renewIdentity, rotatePrekeys } from '../../keystore/identity-dir.js';
 import { algArg, intArg, roleArg } from '../options.js';
 import { printJson, readInput, wallClock, writeOutput } from '../io.js';
+import { newPassphrase, passphraseFor } from '../passphrase.js';
 
 export function registerPki(program: Command): void {
   const pki = program.command('pki').description('certificate authority and identity lifecycle');
@@ -50,12 +51,15 @@ export function registerPki(program: Command): void {
     .requiredOption('--out <ID_DIR>', 'identity directory to create')
     .option('--alg <ALG>', 'ecdsa-p256 (default) or ed25519', algArg, 'ecdsa-p256')
     .option('--days <N>', 'certificate validity in days', intArg, 365)
+    .option('--plaintext-keystore', 'store the private keys unencrypted (development only)')
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
       const wall = wallClock();
-      const { csrPem } = await initIdentity(o.out, { role: o.role, id: o.id, operator: o.operator, alg: o.alg });
+      const plaintext = Boolean(o.plaintextKeystore);
+      const passphrase = plaintext ? undefined : await newPassphrase(o.out);
+      const { csrPem } = await initIdentity(o.out, { role: o.role, id: o.id, operator: o.operator, alg: o.alg, passphrase, plaintext });
       const r = await signCsrWithCaDir(o.ca, csrPem, { now: new Date(wall()), validityDays: o.days });
-      const { bundlePath } = installCert(o.out, r.certPem, Math.floor(wall() / 1000));
+      const { bundlePath } = installCert(o.out, r.certPem, Math.floor(wall() / 1000), passphrase);
       if (o.json) printJson({ dir: o.out, bundle: bundlePath, serial: r.serialHex });
       else process.stdout.write(`issued ${o.role} ${o.id} (${o.operator}) in ${o.out}\n`);
     });
@@ -86,16 +90,27 @@ export function registerPki(program: Command): void {
     });
 
   pki
+    .command('renew')
+    .description('start a certificate renewal: a new identity key and ID_DIR/renew.csr.pem keeping role, id and operator; install the CA\'s answer with `keys install`')
+    .requiredOption('--as <ID_DIR>', 'identity directory')
+    .option('--json', 'print the result as JSON')
+    .action(async (o) => {
+      const r = await renewIdentity(o.as, await passphraseFor(o.as));
+      if (o.json) printJson({ csr: r.csrPath });
+      else process.stdout.write(`renewal started; send ${r.csrPath} to your CA, then run evseal keys install --as ${o.as} --cert NEW.pem\n`);
+    });
+
+  pki
     .command('rotate')
     .description('make new prekeys when due, republish bundle.json, delete private prekeys past grace + longest message lifetime')
     .requiredOption('--as <ID_DIR>', 'identity directory')
     .option('--force', 'make new prekeys even if the current ones are not due')
     .option('--json', 'print the result as JSON')
-    .action((o) => {
+    .action(async (o) => {
       const now = Math.floor(wallClock()() / 1000);
-      const r = rotatePrekeys(o.as, now, { force: Boolean(o.force) });
+      const r = rotatePrekeys(o.as, now, { force: Boolean(o.force), passphrase: await passphraseFor(o.as) });
       if (o.json) printJson(r);
-      else process.stdout.write(`prekeys: ${r.created.length} created, ${r.deleted.length} deleted, ${r.published.length} published\n`);
+      else process.stdout.write(`prekeys: ${r.created.length} created, ${r.deleted.length} deleted, ${r.published.length} published; ${r.oneTimeCreated.length} one-time prekeys added\n`);
     });
 
 }
