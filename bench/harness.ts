@@ -72,3 +72,37 @@ export function fmtSize(n: number | undefined): string {
   if (n >= 1024) return `${n / 1024} KiB`;
   return `${n} B`;
 }
+
+/**
+ * A ratio measured robustly on a shared machine: the two sides run in
+ * alternation (A, B, A, B, …) so that load changes hit both alike; each pair
+ * of runs gives one ratio (B time / A time) and the median is reported.
+ */
+export async function interleavedRatio(a: () => void | Promise<void>, b: () => void | Promise<void>, pairs = RUNS * 2): Promise<{ ratio: number; aUs: number; bUs: number; ratios: number[] }> {
+  const time = async (fn: () => void | Promise<void>) => {
+    let n = 0;
+    const t0 = performance.now();
+    let t = t0;
+    do {
+      const r = fn();
+      if (r) await r; // synchronous sides are not charged a microtask per call
+      n++;
+      t = performance.now();
+    } while (t - t0 < RUN_MS);
+    return ((t - t0) * 1000) / n;
+  };
+  await time(a);
+  await time(b);
+  const ratios: number[] = [];
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const ta = await time(a);
+    const tb = await time(b);
+    as.push(ta);
+    bs.push(tb);
+    ratios.push(tb / ta);
+  }
+  const med = (x: number[]) => [...x].sort((p, q) => p - q)[Math.floor(x.length / 2)] as number;
+  return { ratio: med(ratios), aUs: med(as), bUs: med(bs), ratios };
+}

@@ -15,6 +15,7 @@ export {
   installCert,
   loadIdentity,
   rotatePrekeys,
+  renewIdentity,
   DEFAULT_SETTINGS,
   MAX_LIFETIME_CAP_SEC,
   type IdentitySettings,
@@ -37,6 +38,11 @@ export {
 } from './core/envelope.js';
 export { parseBundle, verifyBundle, type Bundle, type VerifiedBundle } from './core/bundle.js';
 export { ReplayWindow } from './core/replay.js';
+
+// Sessions (core, no I/O): handshake and Double Ratchet
+export { initiateSession, acceptSession, type InitiateOptions, type AcceptContext, type Initiated, type Accepted, type SessionHeader } from './core/session/handshake.js';
+export { Ratchet, type RatchetOptions } from './core/session/ratchet.js';
+export { keyStatus, type KeyStatus } from './keystore/status.js';
 export { TrustedClock } from './core/trusted-time.js';
 export { DEFAULT_SUITES, SUITE_NAMES, type SuiteName } from './core/suites.js';
 export { DEFAULT_ROLE_POLICY, parseRolePolicy, isAllowed, type RolePolicy, type RoleRule } from './core/role-policy.js';

@@ -1,10 +1,20 @@
+import { join } from 'node:path';
 import { EvsealError, VerificationFailure } from '../core/errors.js';
+import type { Role } from '../core/roles.js';
+import type { ValidatedIdentity } from '../core/x509/index.js';
+import { withLock } from './lock.js';
+import { faultPoint } from './fault.js';
 import { parseBundle, verifyBundle } from '../core/bundle.js';
 import { openEnvelope, sealEnvelope, type Opened } from '../core/envelope.js';
 import { DEFAULT_ROLE_POLICY, defaultKind, type RolePolicy } from '../core/role-policy.js';
 import type { TrustPolicy } from '../core/x509/index.js';
-import { loadIdentity, type LoadedIdentity } from './identity-dir.js';
-import { withState } from './endpoint-state.js';
+import type { VerifiedBundle } from '../core/bundle.js';
+import { consumeOneTimePrekey, loadIdentity, readOneTimePrekeys, type LoadedIdentity } from './identity-dir.js';
+import { acceptSession, initiateSession } from '../core/session/handshake.js';
+import { prekeyFromJSON } from '../core/prekey.js';
+import { b64u } from '../core/base64url.js';
+import { loadSession, saveSession, sessionExists, sessionHandle } from './sessions.js';
+import { withState, type EndpointState } from './endpoint-state.js';
 import { securityLog } from './security-log.js';
 import { loadCrls } from './trust-files.js';
 
@@ -46,22 +56,30 @@ export class Endpoint {
     return new Endpoint(loadIdentity(dir, o.passphrase), o);
   }
 
-  seal(bundleText: string, plaintext: Uint8Array, o: { kind?: string; contentType?: string; lifetimeSec?: number } = {}): string {
+  /** Parses and verifies a peer bundle; a refusal is opaque outward, precise in the security log. */
+  #verifiedBundle(bundleText: string, st: EndpointState): VerifiedBundle {
+    try {
+      return verifyBundle(parseBundle(bundleText), { policy: this.#o.trust, revocation: this.#o.revocationCheck ? st.revocation : 'skip', now: st.clock.now() });
+    } catch (e) {
+      if (!(e instanceof VerificationFailure)) throw e;
+      this.#log.sink({ event: 'bundle-refused', reason: e.reason, ...(e.detail ? { detail: e.detail } : {}) });
+      throw new EvsealError('ERR_BUNDLE_REJECTED', 'recipient bundle rejected');
+    }
+  }
+
+  #lifetime(requested: number | undefined): number {
     const s = this.id.file.settings;
-    const lifetimeSec = o.lifetimeSec ?? s.defaultLifetimeSec;
+    const lifetimeSec = requested ?? s.defaultLifetimeSec;
     if (lifetimeSec > s.maxLifetimeSec) throw new EvsealError('ERR_USAGE', `lifetime exceeds the maximum of ${s.maxLifetimeSec} s`);
+    return lifetimeSec;
+  }
+
+  seal(bundleText: string, plaintext: Uint8Array, o: { kind?: string; contentType?: string; lifetimeSec?: number } = {}): string {
+    const lifetimeSec = this.#lifetime(o.lifetimeSec);
     return withState(this.id.store, this.#o.wall, (st) => {
       loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
       const now = st.clock.now();
-      const bundle = parseBundle(bundleText);
-      let vb;
-      try {
-        vb = verifyBundle(bundle, { policy: this.#o.trust, revocation: this.#o.revocationCheck ? st.revocation : 'skip', now });
-      } catch (e) {
-        if (!(e instanceof VerificationFailure)) throw e;
-        this.#log.sink({ event: 'bundle-refused', reason: e.reason, ...(e.detail ? { detail: e.detail } : {}) });
-        throw new EvsealError('ERR_BUNDLE_REJECTED', 'recipient bundle rejected');
-      }
+      const vb = this.#verifiedBundle(bundleText, st);
       const me = this.id.file;
       const kind = o.kind ?? defaultKind(this.#o.rolePolicy, me.role, vb.identity.role);
       if (kind === undefined) {
@@ -100,6 +118,113 @@ export class Endpoint {
       // sender can keep the mark following real time but never push it ahead.
       st.clock.observe((opened.header.created - s.skewSec) * 1000);
       return opened;
+    });
+  }
+
+  /**
+   * Starts a session with the owner of `bundleText`: a signed first message
+   * carrying `payload`. The ratchet is saved before the message is returned.
+   * `oneTimePrekeyJson` is a one-time prekey claimed from the peer's directory.
+   */
+  startSession(
+    bundleText: string,
+    payload: Uint8Array,
+    o: { kind?: string; lifetimeSec?: number; oneTimePrekeyJson?: unknown } = {},
+  ): { handle: string; message: string } {
+    const lifetimeSec = this.#lifetime(o.lifetimeSec);
+    return withState(this.id.store, this.#o.wall, (st) => {
+      loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
+      const vb = this.#verifiedBundle(bundleText, st);
+      const me = this.id.file;
+      const kind = o.kind ?? defaultKind(this.#o.rolePolicy, me.role, vb.identity.role);
+      if (kind === undefined) throw new EvsealError('ERR_POLICY_DENIED', `role policy allows nothing from ${me.role} to ${vb.identity.role}`);
+      const started = initiateSession({ chain: this.id.chain, info: me, privateKey: this.id.privateKey, suites: me.suites }, vb, payload, {
+        kind,
+        now: st.clock.now(),
+        lifetimeSec,
+        rolePolicy: this.#o.rolePolicy,
+        oneTimePrekey: o.oneTimePrekeyJson === undefined ? undefined : prekeyFromJSON(o.oneTimePrekeyJson, 'one-time prekey'),
+        security: this.#log.sink,
+      });
+      const handle = sessionHandle(b64u(this.id.certHash), started.sessionId);
+      saveSession(this.id.store, handle, {
+        v: 1,
+        side: 'initiator',
+        peer: { id: vb.identity.id, role: vb.identity.role, operator: vb.identity.operator, fingerprint: vb.identity.fingerprint },
+        kind,
+        created: Math.floor(st.clock.now().getTime() / 1000),
+        ratchet: started.ratchet.toJSON(),
+      });
+      return { handle, message: started.message };
+    });
+  }
+
+  /**
+   * Accepts a first message addressed to this endpoint. The session, the
+   * replay record of its id and the deletion of a used one-time prekey are
+   * all saved before the first payload is returned.
+   */
+  acceptSession(message: string, o: { expectedRoles?: Role[] } = {}): { handle: string; payload: Uint8Array; peer: ValidatedIdentity; kind: string } {
+    const s = this.id.file.settings;
+    return withState(this.id.store, this.#o.wall, (st) => {
+      loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
+      const a = acceptSession(
+        message,
+        { info: this.id.file, prekeys: this.id.prekeys, suites: this.id.file.suites, certHash: this.id.certHash },
+        {
+          policy: this.#o.trust,
+          revocation: this.#o.revocationCheck ? st.revocation : 'skip',
+          now: st.clock.now(),
+          replay: st.replay,
+          rolePolicy: this.#o.rolePolicy,
+          maxLifetimeSec: s.maxLifetimeSec,
+          skewSec: s.skewSec,
+          expectedRoles: o.expectedRoles,
+          oneTimePrekeys: readOneTimePrekeys(this.id.store),
+          security: this.#log.sink,
+        },
+      );
+      const handle = sessionHandle(a.header.fromCert, a.sessionId);
+      if (sessionExists(this.id.store, handle)) throw new EvsealError('ERR_OPEN_FAILED', 'session could not be accepted');
+      saveSession(this.id.store, handle, {
+        v: 1,
+        side: 'responder',
+        peer: { id: a.initiator.id, role: a.initiator.role, operator: a.initiator.operator, fingerprint: a.initiator.fingerprint },
+        kind: a.header.kind,
+        created: Math.floor(st.clock.now().getTime() / 1000),
+        ratchet: a.ratchet.toJSON(),
+      });
+      if (a.consumedOneTimePrekey) consumeOneTimePrekey(this.id.store, a.consumedOneTimePrekey);
+      st.clock.observe((a.header.created - s.skewSec) * 1000);
+      return { handle, payload: a.payload, peer: a.initiator, kind: a.header.kind };
+    });
+  }
+
+  /** Encrypts the next message of a session; the advanced ratchet is saved before the ciphertext is returned. */
+  sessionEncrypt(handle: string, plaintext: Uint8Array): Uint8Array {
+    return withLock(join(this.id.dir, 'state.lock'), () => {
+      const { rec, ratchet } = loadSession(this.id.store, handle);
+      const msg = ratchet.encrypt(plaintext);
+      faultPoint('session-encrypt:before-save');
+      saveSession(this.id.store, handle, { ...rec, ratchet: ratchet.toJSON() });
+      return msg;
+    });
+  }
+
+  /** Decrypts a session message; the plaintext is released only after the advanced ratchet is saved. */
+  sessionDecrypt(handle: string, message: Uint8Array): Uint8Array {
+    return withLock(join(this.id.dir, 'state.lock'), () => {
+      const { rec, ratchet } = loadSession(this.id.store, handle);
+      let pt: Uint8Array;
+      try {
+        pt = ratchet.decrypt(message);
+      } catch (e) {
+        this.#log.sink({ event: 'session-message-refused', reason: 'decrypt-failed', session: handle });
+        throw e;
+      }
+      faultPoint('session-decrypt:before-save');
+      saveSession(this.id.store, handle, { ...rec, ratchet: ratchet.toJSON() });
+      return pt;
     });
   }
 }

@@ -11,6 +11,7 @@ import { DEFAULT_SUITES, kemOfSuite, parseSuiteList, type KemName, type SuiteNam
 import { createCsr, derToPem, generateSigningKey, pemToDer, type SigAlg } from '../core/x509/index.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { SecretStore } from './secret-store.js';
+import { readJsonFile } from './json-file.js';
 
 /**
  * ID_DIR layout (see docs/operations.md):
@@ -99,16 +100,8 @@ export async function initIdentity(
 }
 
 function readIdentityFile(dir: string): IdentityFile {
-  const path = p(dir, 'identity.json');
-  if (!existsSync(path)) throw new EvsealError('ERR_NOT_FOUND', `${dir} is not an identity directory (no identity.json)`);
-  let v: unknown;
-  try {
-    v = JSON.parse(readFileSync(path, 'utf8'));
-  } catch {
-    throw new EvsealError('ERR_STATE', `${path} is not valid JSON`);
-  }
   const o = checkShape(
-    v,
+    readJsonFile(p(dir, 'identity.json'), `${dir} is not an identity directory (no identity.json)`),
     [['v', 'int'], ['role', 'string'], ['id', 'string'], ['operator', 'string'], ['alg', 'string'], ['suites', 'string[]'], ['settings', 'object']],
     'identity.json',
   );

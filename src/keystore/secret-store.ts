@@ -1,11 +1,12 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, scryptSync } from 'node:crypto';
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { b64u, fromB64u } from '../core/base64url.js';
 import { concat, equalBytes, utf8 } from '../core/bytes.js';
 import { checkShape } from '../core/canonical-json.js';
 import { EvsealError } from '../core/errors.js';
 import { writeFileAtomic } from './atomic-file.js';
+import { readJsonFile } from './json-file.js';
 
 /**
  * Encryption at rest for an endpoint's secret files (identity key, private
@@ -107,16 +108,8 @@ export class SecretStore {
   }
 
   static open(dir: string, passphrase: string | undefined): SecretStore {
-    const path = join(dir, 'keystore.json');
-    if (!existsSync(path)) throw new EvsealError('ERR_NOT_FOUND', `${dir} has no keystore.json`);
-    let v: unknown;
-    try {
-      v = JSON.parse(readFileSync(path, 'utf8'));
-    } catch {
-      throw new EvsealError('ERR_STATE', `${path} is not valid JSON`);
-    }
     const o = checkShape(
-      v,
+      readJsonFile(join(dir, 'keystore.json'), `${dir} has no keystore.json`),
       [['v', 'int'], ['mode', 'string'], ['salt', 'string', true], ['N', 'int', true], ['r', 'int', true], ['p', 'int', true], ['wrapped', 'string', true]],
       'keystore.json',
     ) as unknown as KeystoreFile;
@@ -151,7 +144,9 @@ export class SecretStore {
   write(rel: string, data: Uint8Array | string): void {
     const pt = typeof data === 'string' ? utf8(data) : data;
     const out = this.#dataKey ? concat(MAGIC, gcmSeal(this.#dataKey, utf8(rel), pt)) : pt;
-    writeFileAtomic(join(this.dir, rel), out, 0o600);
+    const path = join(this.dir, rel);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileAtomic(path, out, 0o600);
   }
 
   delete(rel: string): void {
