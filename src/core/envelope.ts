@@ -73,6 +73,8 @@ export interface Sender {
   privateKey: KeyObject;
   /** Suites this sender is willing to use. */
   suites: readonly SuiteName[];
+  /** SHA-256 of chain[0], when the caller has it already (saves a hash per message). */
+  certHash?: Uint8Array;
 }
 
 export interface SealOptions {
@@ -108,7 +110,7 @@ export function sealEnvelope(sender: Sender, recipient: VerifiedBundle, plaintex
     v: 1,
     suite,
     from: sender.info.id,
-    fromCert: b64u(sha256(leaf)),
+    fromCert: b64u(sender.certHash ?? sha256(leaf)),
     to: recipient.identity.id,
     kid: prekey.kid,
     id: b64u(o.msgId ?? new Uint8Array(randomBytes(16))),
@@ -274,8 +276,7 @@ export function openEnvelope(text: string, me: Recipient, ctx: OpenContext): Ope
     if (!prekey || prekey.kem !== kemOfSuite(h.suite)) throw new VerificationFailure('unknown-prekey');
     // 1. Sender chain, trust policy, CRL, role.
     const sender = validateChain(p.chain, { policy: ctx.policy, revocation: ctx.revocation, now: ctx.now });
-    const leaf = p.chain[0] as Uint8Array;
-    if (!equalBytes(sha256(leaf), fromB64u(h.fromCert))) throw new VerificationFailure('cert-hash-mismatch');
+    if (!equalBytes(sender.certHash, fromB64u(h.fromCert))) throw new VerificationFailure('cert-hash-mismatch');
     if (sender.id !== h.from) throw new VerificationFailure('identity-mismatch');
     if (!isAllowed(ctx.rolePolicy, sender.role, h.kind, me.info.role)) {
       throw new VerificationFailure('policy-denied', `${sender.role} -> ${me.info.role} ${h.kind}`);

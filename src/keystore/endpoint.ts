@@ -86,7 +86,7 @@ export class Endpoint {
         throw new EvsealError('ERR_POLICY_DENIED', `role policy allows nothing from ${me.role} to ${vb.identity.role}`);
       }
       return sealEnvelope(
-        { chain: this.id.chain, info: me, privateKey: this.id.privateKey, suites: me.suites },
+        { chain: this.id.chain, info: me, privateKey: this.id.privateKey, suites: me.suites, certHash: this.id.certHash },
         vb,
         plaintext,
         { kind, contentType: o.contentType, now, lifetimeSec, rolePolicy: this.#o.rolePolicy },
@@ -138,7 +138,7 @@ export class Endpoint {
       const me = this.id.file;
       const kind = o.kind ?? defaultKind(this.#o.rolePolicy, me.role, vb.identity.role);
       if (kind === undefined) throw new EvsealError('ERR_POLICY_DENIED', `role policy allows nothing from ${me.role} to ${vb.identity.role}`);
-      const started = initiateSession({ chain: this.id.chain, info: me, privateKey: this.id.privateKey, suites: me.suites }, vb, payload, {
+      const started = initiateSession({ chain: this.id.chain, info: me, privateKey: this.id.privateKey, suites: me.suites, certHash: this.id.certHash }, vb, payload, {
         kind,
         now: st.clock.now(),
         lifetimeSec,
