@@ -1,6 +1,6 @@
-import { createHash, randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { b64u, fromB64u } from './base64url.js';
-import { concat, equalBytes, fromUtf8, lp, utf8 } from './bytes.js';
+import { concat, fromUtf8, lp, utf8 } from './bytes.js';
 import { encodeCanonical, parseCanonical, type Shape } from './canonical-json.js';
 import { EvsealError, VerificationFailure, noSecuritySink, type SecuritySink } from './errors.js';
 import { open as hpkeOpen, seal as hpkeSeal } from './hpke/index.js';
@@ -12,8 +12,8 @@ import type { IdentityInfo } from './roles.js';
 import { signWith, verifyWith } from './signature.js';
 import { isSuiteName, kemOfSuite, type SuiteName } from './suites.js';
 import type { VerifiedBundle } from './bundle.js';
-import { choosePrekey } from './bundle.js';
-import { validateChain, type RevocationState, type TrustPolicy, type ValidatedIdentity } from './x509/index.js';
+import { checkTimes, choosePrekeyOrRefuse, senderCertHash, verifySender } from './sender-checks.js';
+import { type RevocationState, type TrustPolicy, type ValidatedIdentity } from './x509/index.js';
 
 export const ENVELOPE_VERSION = 1;
 /** HPKE info prefix; the full encoded header follows, binding every header field into the key schedule. */
@@ -96,21 +96,14 @@ export function sealEnvelope(sender: Sender, recipient: VerifiedBundle, plaintex
   if (!isAllowed(o.rolePolicy, sender.info.role, o.kind, recipient.identity.role)) {
     throw new EvsealError('ERR_POLICY_DENIED', `role policy forbids ${sender.info.role} -> ${recipient.identity.role} kind ${o.kind}`);
   }
-  let chosen;
-  try {
-    chosen = choosePrekey(recipient, sender.suites);
-  } catch {
-    throw new EvsealError('ERR_BUNDLE_REJECTED', 'recipient bundle has no live prekey for a suite both sides accept');
-  }
-  const { suite, prekey } = chosen;
-  const leaf = sender.chain[0];
-  if (!leaf) throw new EvsealError('ERR_USAGE', 'sender chain is empty');
+  const { suite, prekey } = choosePrekeyOrRefuse(recipient, sender.suites);
+  const fromCert = senderCertHash(sender.chain, sender.certHash);
   const created = Math.floor(o.now.getTime() / 1000);
   const hdr: EnvelopeHeader = {
     v: 1,
     suite,
     from: sender.info.id,
-    fromCert: b64u(sender.certHash ?? sha256(leaf)),
+    fromCert: b64u(fromCert),
     to: recipient.identity.id,
     kid: prekey.kid,
     id: b64u(o.msgId ?? new Uint8Array(randomBytes(16))),
@@ -274,23 +267,14 @@ export function openEnvelope(text: string, me: Recipient, ctx: OpenContext): Ope
     if (!me.suites.includes(h.suite)) throw new VerificationFailure('suite-not-accepted', h.suite);
     const prekey = me.prekeys.get(h.kid);
     if (!prekey || prekey.kem !== kemOfSuite(h.suite)) throw new VerificationFailure('unknown-prekey');
-    // 1. Sender chain, trust policy, CRL, role.
-    const sender = validateChain(p.chain, { policy: ctx.policy, revocation: ctx.revocation, now: ctx.now });
-    if (!equalBytes(sender.certHash, fromB64u(h.fromCert))) throw new VerificationFailure('cert-hash-mismatch');
-    if (sender.id !== h.from) throw new VerificationFailure('identity-mismatch');
-    if (!isAllowed(ctx.rolePolicy, sender.role, h.kind, me.info.role)) {
-      throw new VerificationFailure('policy-denied', `${sender.role} -> ${me.info.role} ${h.kind}`);
-    }
+    // 1. Sender chain, trust policy, CRL, role, role policy.
+    const sender = verifySender(p.chain, { fromCert: fromB64u(h.fromCert), from: h.from, kind: h.kind }, me.info.role, ctx);
     // 2. Signature over the exact header bytes, enc and ciphertext.
     if (!verifyWith('envelope', sender.publicKey, sigInput(p.hdrBytes, p.enc, p.ct), p.sig)) {
       throw new VerificationFailure('bad-signature');
     }
     // 3. Times, against trusted time.
-    const nowSec = Math.floor(ctx.now.getTime() / 1000);
-    if (h.expires <= h.created) throw new VerificationFailure('malformed', 'expires <= created');
-    if (h.expires - h.created > ctx.maxLifetimeSec) throw new VerificationFailure('lifetime-too-long');
-    if (h.created > nowSec + ctx.skewSec) throw new VerificationFailure('not-yet-valid');
-    if (nowSec > h.expires + ctx.skewSec) throw new VerificationFailure('expired');
+    checkTimes(h, ctx.now, ctx.maxLifetimeSec, ctx.skewSec);
     // 4. Replay.
     const replayKey = `${h.fromCert}.${h.id}`;
     if (ctx.replay !== 'skip' && ctx.replay.has(replayKey)) throw new VerificationFailure('replay');
@@ -309,8 +293,4 @@ export function openEnvelope(text: string, me: Recipient, ctx: OpenContext): Ope
     security({ event: 'envelope-refused', reason, ...(detail ? { detail } : {}), msgId, from });
     throw new EvsealError('ERR_OPEN_FAILED', 'envelope could not be opened');
   }
-}
-
-function sha256(b: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(b).digest());
 }

@@ -3,7 +3,7 @@ import { EvsealError } from '../core/errors.js';
 import { ReplayWindow } from '../core/replay.js';
 import { TrustedClock } from '../core/trusted-time.js';
 import { RevocationState } from '../core/x509/index.js';
-import { withLock, withLockAsync } from './lock.js';
+import { withLock } from './lock.js';
 import type { SecretStore } from './secret-store.js';
 
 /**
@@ -51,17 +51,6 @@ export function withState<T>(store: SecretStore, wall: () => number, fn: (s: End
     const s = loadState(store, wall);
     try {
       return fn(s);
-    } finally {
-      saveState(store, s);
-    }
-  });
-}
-
-export async function withStateAsync<T>(store: SecretStore, wall: () => number, fn: (s: EndpointState) => Promise<T>): Promise<T> {
-  return withLockAsync(join(store.dir, 'state.lock'), async () => {
-    const s = loadState(store, wall);
-    try {
-      return await fn(s);
     } finally {
       saveState(store, s);
     }

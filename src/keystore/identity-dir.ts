@@ -312,7 +312,6 @@ export function rotatePrekeys(dir: string, now: number, o: { force?: boolean; pa
   return report;
 }
 
-export { readIdentityFile };
 
 /**
  * One-time prekeys for session handshakes: each is claimed once (from the

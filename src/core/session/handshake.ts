@@ -17,9 +17,10 @@
  * refuses every failure with one opaque ERR_OPEN_FAILED; the precise reason
  * goes to the security sink.
  */
-import { createHash, randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { b64u, fromB64u } from '../base64url.js';
-import { choosePrekey, type VerifiedBundle } from '../bundle.js';
+import type { VerifiedBundle } from '../bundle.js';
+import { checkTimes, choosePrekeyOrRefuse, senderCertHash, sha256, verifySender } from '../sender-checks.js';
 import { concat, equalBytes, fromUtf8, lp, utf8, wipe } from '../bytes.js';
 import { encodeCanonical, parseCanonical, type Shape } from '../canonical-json.js';
 import { MAX_ENVELOPE_CHARS, MAX_PLAINTEXT_BYTES, type Recipient, type Sender } from '../envelope.js';
@@ -33,7 +34,7 @@ import { isAllowed, isKind, type RolePolicy } from '../role-policy.js';
 import type { Role } from '../roles.js';
 import { signWith, verifyWith } from '../signature.js';
 import { isSuiteName, kemOfSuite, type SuiteName } from '../suites.js';
-import { validateChain, type RevocationState, type TrustPolicy, type ValidatedIdentity } from '../x509/index.js';
+import { type RevocationState, type TrustPolicy, type ValidatedIdentity } from '../x509/index.js';
 import { Ratchet, type RatchetOptions } from './ratchet.js';
 
 export const SESSION_VERSION = 1;
@@ -206,15 +207,8 @@ export function initiateSession(me: Sender, peer: VerifiedBundle, firstPayload: 
   if (!isAllowed(o.rolePolicy, me.info.role, o.kind, peer.identity.role)) {
     throw new EvsealError('ERR_POLICY_DENIED', `role policy forbids ${me.info.role} -> ${peer.identity.role} kind ${o.kind}`);
   }
-  const leaf = me.chain[0];
-  if (!leaf) throw new EvsealError('ERR_USAGE', 'initiator chain is empty');
-  let chosen;
-  try {
-    chosen = choosePrekey(peer, me.suites);
-  } catch {
-    throw new EvsealError('ERR_BUNDLE_REJECTED', 'responder bundle has no live prekey for a suite both sides accept');
-  }
-  const { suite, prekey } = chosen;
+  const fromCert = senderCertHash(me.chain, me.certHash);
+  const { suite, prekey } = choosePrekeyOrRefuse(peer, me.suites);
   const kem = kemByName(kemOfSuite(suite));
   const nowSec = Math.floor(o.now.getTime() / 1000);
 
@@ -241,7 +235,6 @@ export function initiateSession(me: Sender, peer: VerifiedBundle, firstPayload: 
   const e1 = kem.encap(prekey.pub, o.randomness?.enc1);
   const e2 = otk ? kem.encap(otk.pub, o.randomness?.enc2) : { sharedSecret: new Uint8Array(0), enc: new Uint8Array(0) };
 
-  const fromCert = sha256(leaf);
   const toCert = peer.identity.certHash;
   const header: SessionHeader = {
     v: 1,
@@ -403,23 +396,13 @@ export function acceptSession(message: string, me: Recipient & { certHash: Uint8
       if (!otk || otk.kem !== kemName) throw new VerificationFailure('unknown-prekey', 'one-time prekey');
     }
     // 2. Initiator identity: chain, trust policy, CRL, role, role policy.
-    const initiator = validateChain(p.chain, { policy: ctx.policy, revocation: ctx.revocation, now: ctx.now });
-    if (ctx.expectedRoles && !ctx.expectedRoles.includes(initiator.role)) throw new VerificationFailure('role-mismatch', initiator.role);
-    if (!equalBytes(sha256(p.chain[0] as Uint8Array), p.fromCert)) throw new VerificationFailure('cert-hash-mismatch');
-    if (initiator.id !== h.from) throw new VerificationFailure('identity-mismatch');
-    if (!isAllowed(ctx.rolePolicy, initiator.role, h.kind, me.info.role)) {
-      throw new VerificationFailure('policy-denied', `${initiator.role} -> ${me.info.role} ${h.kind}`);
-    }
+    const initiator = verifySender(p.chain, { fromCert: p.fromCert, from: h.from, kind: h.kind }, me.info.role, ctx, ctx.expectedRoles);
     // 3. The initiator's signature over the transcript.
     if (!verifyWith('session', initiator.publicKey, sessionSigInput(p.hdrBytes, p.enc1, p.enc2, p.msg), p.sig)) {
       throw new VerificationFailure('bad-signature');
     }
     // 4. Times, against trusted time.
-    const nowSec = Math.floor(ctx.now.getTime() / 1000);
-    if (h.expires <= h.created) throw new VerificationFailure('malformed', 'expires <= created');
-    if (h.expires - h.created > ctx.maxLifetimeSec) throw new VerificationFailure('lifetime-too-long');
-    if (h.created > nowSec + ctx.skewSec) throw new VerificationFailure('not-yet-valid');
-    if (nowSec > h.expires + ctx.skewSec) throw new VerificationFailure('expired');
+    checkTimes(h, ctx.now, ctx.maxLifetimeSec, ctx.skewSec);
     // 5. Replay: a first message runs once, however far the session has gone,
     //    and a one-time prekey serves one session even if the caller failed to delete it.
     const replayKey = `${REPLAY_SESSION}${h.fromCert}.${h.id}`;
@@ -477,6 +460,3 @@ function ratchetOptions(o: RatchetOptions | undefined): RatchetOptions {
   return out;
 }
 
-function sha256(b: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(b).digest());
-}
