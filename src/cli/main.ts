@@ -5,6 +5,11 @@ import { EvsealError } from '../core/errors.js';
 import { registerEnvelope } from './commands/envelope.js';
 import { registerKeys } from './commands/keys.js';
 import { registerPki } from './commands/pki.js';
+import { registerGateway } from './commands/gateway.js';
+import { registerMessaging } from './commands/messaging.js';
+import { registerAudit } from './commands/audit.js';
+import { registerStation } from './commands/station.js';
+import { registerSim } from './commands/sim.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -17,6 +22,11 @@ const program = new Command('evseal')
 registerKeys(program);
 registerPki(program);
 registerEnvelope(program);
+registerGateway(program);
+registerMessaging(program);
+registerAudit(program);
+registerStation(program);
+registerSim(program);
 
 /** One line on stderr and a non-zero exit: 1 for a refused operation, 2 for bad usage. */
 function fail(e: unknown): never {

@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'ERR_POLICY_DENIED' // role policy forbids this sender/kind/recipient
   | 'ERR_CRYPTO' // a primitive refused its input (bad key, limit reached)
   | 'ERR_NOT_FOUND' // a file, key or record does not exist
+  | 'ERR_LIMIT' // a configured limit was reached (queue depth, rate, size)
+  | 'ERR_UNAUTHENTICATED' // a connection has not (or could not) prove its identity
   | 'ERR_STATE'; // local state is inconsistent or locked
 
 export class EvsealError extends Error {

@@ -94,8 +94,15 @@ export class Endpoint {
     });
   }
 
-  /** Opens and commits the replay record before returning the plaintext. */
-  open(text: string, o: { replayCheck?: boolean } = {}): Opened {
+  /**
+   * Opens and commits the replay record before returning the plaintext.
+   * `beforeCommit` runs after a successful open, inside the state lock and
+   * before the replay record is saved: a receiver that stores the plaintext
+   * there (and crashes after) sees the envelope again and re-opens it, rather
+   * than having it refused as a replay with the plaintext lost. If it
+   * throws, the error propagates and the open still counts (state is saved).
+   */
+  open(text: string, o: { replayCheck?: boolean; beforeCommit?: (opened: Opened) => void } = {}): Opened {
     const s = this.id.file.settings;
     return withState(this.id.store, this.#o.wall, (st) => {
       loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
@@ -117,6 +124,7 @@ export class Endpoint {
       // created - skew, which step 4 bounds by the current trusted time, so a
       // sender can keep the mark following real time but never push it ahead.
       st.clock.observe((opened.header.created - s.skewSec) * 1000);
+      o.beforeCommit?.(opened);
       return opened;
     });
   }

@@ -344,7 +344,8 @@ function replenishOneTimePrekeys(id: LoadedIdentity, now: number): string[] {
   return created;
 }
 
-function readPublicOneTime(dir: string): SignedPrekey[] {
+/** The signed public one-time prekeys not yet handed out, for publishing to the gateway directory. */
+export function readPublicOneTime(dir: string): SignedPrekey[] {
   const path = join(dir, 'otk', 'public.json');
   if (!existsSync(path)) return [];
   return (JSON.parse(readFileSync(path, 'utf8')) as unknown[]).map((o, i) => prekeyFromJSON(o, `otk/public.json[${i}]`));

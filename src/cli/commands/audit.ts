@@ -1,0 +1,91 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { EvsealError } from '../../core/errors.js';
+import { encodeAuditExport, parseAuditExport, readAuditLog, verifyAuditLog, type AuditExport, type AuditSummary } from '../../gateway/audit/export.js';
+import { rootBytes } from '../../gateway/audit/leaf.js';
+import { publicKeyFromB64u } from '../../gateway/identity.js';
+import { printJson, readInput, writeOutput } from '../io.js';
+
+function expectArg(v: string): { size: number; root: string } {
+  const m = /^(\d+):(.+)$/.exec(v);
+  const size = m ? Number(m[1]) : NaN;
+  if (!m || !Number.isSafeInteger(size) || rootBytes(m[2] as string) === undefined) {
+    throw new InvalidArgumentError('must be SIZE:ROOT (a tree size and its base64url SHA-256 root, as in a receipt)');
+  }
+  return { size, root: m[2] as string };
+}
+
+function keyArg(v: string): string {
+  try {
+    publicKeyFromB64u(v, '--key');
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return v;
+}
+
+/** Reads the audit log of a gateway data directory. The SQLite module loads only here, not for every evseal command. */
+async function readFromDataDir(dir: string): Promise<AuditExport> {
+  if (!existsSync(join(dir, 'evseal.db'))) throw new EvsealError('ERR_NOT_FOUND', `no gateway store in ${dir} (evseal.db not found)`);
+  const { SqliteStore } = await import('../../gateway/store/sqlite.js');
+  const store = new SqliteStore(dir);
+  try {
+    return await readAuditLog(store);
+  } finally {
+    await store.close();
+  }
+}
+
+const when = (t: number): string => new Date(t).toISOString();
+
+function printSummary(s: AuditSummary): void {
+  const lines = [`audit log valid: ${s.size} entries, ${s.treeHeads} signed tree heads (gateway '${s.gateway}')`];
+  if (s.latest) lines.push(`latest tree head: size ${s.latest.size}, root ${s.latest.root}, ${when(s.latest.time)}`);
+  if (s.unsigned > 0) lines.push(`${s.unsigned} entries after the latest tree head are not signed yet`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+export function registerAudit(program: Command): void {
+  const audit = program.command('audit').description("the gateway's audit log: a signed, append-only Merkle log of message metadata (never contents)");
+
+  audit
+    .command('export')
+    .description('write the audit log of a gateway data directory to a self-contained JSON file (entries, signed tree heads, gateway key)')
+    .requiredOption('--data <DIR>', 'gateway data directory (holds evseal.db)')
+    .requiredOption('--out <FILE>', 'file to write (- for stdout)')
+    .option('--json', 'print the result as JSON')
+    .action(async (o) => {
+      const x = await readFromDataDir(o.data);
+      writeOutput(o.out, encodeAuditExport(x));
+      const out = { out: o.out, entries: x.entries.length, treeHeads: x.treeHeads.length };
+      if (o.out === '-') return;
+      if (o.json) printJson(out);
+      else process.stdout.write(`exported ${out.entries} entries and ${out.treeHeads} tree heads to ${o.out}\n`);
+    });
+
+  audit
+    .command('verify')
+    .description('recompute every leaf and check every tree head (root, signature, consistency); exit 1 on any edit, deletion, reordering or truncation')
+    .option('--data <DIR>', 'gateway data directory (holds evseal.db)')
+    .option('--file <FILE>', 'an audit log written by `evseal audit export`')
+    .option('--key <B64U_SPKI>', "require this gateway public key (base64url SPKI): catches a log re-signed with another key", keyArg)
+    .option('--expect <SIZE:ROOT>', 'require the log to contain this tree (from a receipt): catches a truncation of entries and heads together', expectArg)
+    .option('--json', 'print the result as JSON')
+    .action(async (o) => {
+      if ((o.data === undefined) === (o.file === undefined)) throw new EvsealError('ERR_USAGE', 'give exactly one of --data DIR or --file FILE');
+      let x: AuditExport;
+      let s: AuditSummary;
+      try {
+        x = o.data !== undefined ? await readFromDataDir(o.data) : parseAuditExport(readInput(o.file).toString('utf8'));
+        s = verifyAuditLog(x, { key: o.key, expect: o.expect });
+      } catch (e) {
+        if (!(e instanceof EvsealError) || e.code !== 'ERR_INVALID_INPUT') throw e;
+        const reason = e.message.replace(/^audit log invalid: /, '');
+        if (o.json) printJson({ valid: false, reason });
+        throw new EvsealError('ERR_INVALID_INPUT', `audit log invalid: ${reason}`);
+      }
+      if (o.json) printJson({ valid: true, ...s });
+      else printSummary(s);
+    });
+}

@@ -1,0 +1,296 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { b64u, fromB64u } from '../../core/base64url.js';
+import { EXPORTER_LABEL, NONCE_BYTES, verifyChallenge } from '../../core/challenge.js';
+import { inspectEnvelope } from '../../core/envelope.js';
+import { EvsealError, VerificationFailure } from '../../core/errors.js';
+import { parseBundle, verifyBundle } from '../../core/bundle.js';
+import { prekeyFromJSON, prekeyToJSON, verifyPrekey } from '../../core/prekey.js';
+import type { ValidatedIdentity } from '../../core/x509/index.js';
+import type { GatewayContext, Principal, Submission } from '../context.js';
+import type { QueuedMessage } from '../store/store.js';
+import type { GatewayTrust } from '../trust.js';
+import { parseClientFrame, refOf, type ClientFrame } from './frames.js';
+
+export interface EndpointServiceOptions {
+  gatewayId: string;
+  /** base64url SPKI of the key that signs receipts, announced in the challenge */
+  gatewayKey: string;
+  maxFrameBytes: number;
+  maxBadMessages: number;
+  framesPerSecond: number;
+  authTimeoutMs: number;
+  /** deliveries in flight per connection */
+  window: number;
+  maxOneTimePrekeys: number;
+}
+
+export interface AuditProofs {
+  inclusionProof(index: number, size: number): Promise<string[]>;
+  consistencyProof(from: number, to: number): Promise<string[]>;
+}
+
+/** WebSocket close codes (docs/gateway-protocol.md §5). */
+export const CLOSE = { policy: 1008, tooBig: 1009, shutdown: 1001, authFailed: 4001, revoked: 4003, replaced: 4004, badMessages: 4005 } as const;
+
+interface Conn {
+  ws: WebSocket;
+  identity: ValidatedIdentity;
+  principal: Principal;
+  detach: () => void;
+}
+
+/**
+ * The /endpoint WebSocket service: challenge authentication, then sealed
+ * message submission and delivery, the directory and audit proofs. Each
+ * frame is validated once (frames.ts); errors go back as error frames with a
+ * stable code, and a connection that keeps sending bad frames is closed.
+ */
+export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, audit: AuditProofs, o: EndpointServiceOptions) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxFrameBytes, perMessageDeflate: false });
+  const conns = new Map<string, Conn>();
+  const log = ctx.log.child({ component: 'endpoint' });
+
+  const send = (ws: WebSocket, frame: Record<string, unknown>): void => {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(frame));
+  };
+
+  function refuse(ws: WebSocket, reason: string, code: number = CLOSE.authFailed): void {
+    ctx.metrics.connectionsRefused.inc({ kind: 'endpoint', reason });
+    send(ws, { t: 'error', code: 'ERR_UNAUTHENTICATED', message: 'authentication failed' });
+    ws.close(code, 'authentication failed');
+  }
+
+  function onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const gatewayNonce = randomBytes(NONCE_BYTES);
+    const exporter = req.socket instanceof TLSSocket ? new Uint8Array(req.socket.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0))) : new Uint8Array(0);
+    let conn: Conn | undefined;
+    let bad = 0;
+    let tokens = o.framesPerSecond;
+    let last = Date.now();
+    const timer = setTimeout(() => refuse(ws, 'auth-timeout'), o.authTimeoutMs);
+    timer.unref();
+    send(ws, { t: 'challenge', v: 1, gateway: o.gatewayId, key: o.gatewayKey, nonce: b64u(gatewayNonce) });
+
+    ws.on('message', (data, isBinary) => {
+      // Token bucket: a flood is answered with errors, then a close.
+      const now = Date.now();
+      tokens = Math.min(o.framesPerSecond, tokens + ((now - last) / 1000) * o.framesPerSecond);
+      last = now;
+      let frame: ClientFrame;
+      try {
+        if (tokens < 1) throw new EvsealError('ERR_LIMIT', 'frame rate limit exceeded');
+        tokens -= 1;
+        if (isBinary) throw new EvsealError('ERR_INVALID_INPUT', 'binary frames are not part of the protocol');
+        frame = parseClientFrame((data as Buffer).toString('utf8'));
+      } catch (e) {
+        if (!conn) return refuse(ws, 'malformed', CLOSE.policy); // no slack before authentication
+        onBad(e, refOf(safeJson(data)));
+        return;
+      }
+      if (!conn) {
+        if (frame.t !== 'auth') return refuse(ws, 'not-authenticated', CLOSE.policy);
+        clearTimeout(timer);
+        conn = authenticate(ws, frame, gatewayNonce, exporter);
+        return;
+      }
+      handle(conn, frame).catch((e: unknown) => onBad(e, 'ref' in frame ? frame.ref : undefined, false));
+    });
+    ws.on('close', () => {
+      clearTimeout(timer);
+      if (conn && conns.get(conn.principal.id) === conn) {
+        conns.delete(conn.principal.id);
+        ctx.metrics.connections.dec({ kind: 'endpoint' });
+        conn.detach();
+      }
+    });
+    ws.on('error', () => ws.terminate());
+
+    function onBad(e: unknown, ref: number | undefined, countsAsBad = true): void {
+      const code = e instanceof EvsealError ? e.code : 'ERR_INTERNAL';
+      if (!(e instanceof EvsealError)) log.error({ err: (e as Error).message }, 'frame handling failed');
+      send(ws, { t: 'error', ...(ref === undefined ? {} : { ref }), code, message: e instanceof EvsealError ? e.message : 'internal error' });
+      if (countsAsBad) {
+        ctx.metrics.badMessages.inc({ kind: 'endpoint' });
+        if (++bad > o.maxBadMessages) ws.close(CLOSE.badMessages, 'too many bad messages');
+      }
+    }
+  }
+
+  function authenticate(ws: WebSocket, f: Extract<ClientFrame, { t: 'auth' }>, gatewayNonce: Uint8Array, exporter: Uint8Array): Conn | undefined {
+    let identity: ValidatedIdentity;
+    try {
+      const chain = f.chain.map((c, i) => fromB64u(c, `chain[${i}]`));
+      const clientNonce = fromB64u(f.nonce, 'nonce');
+      if (clientNonce.length !== NONCE_BYTES) throw new VerificationFailure('malformed', 'client nonce length');
+      identity = trust.validate(chain);
+      if (identity.role === 'gateway') throw new VerificationFailure('role-mismatch', 'a gateway is not an endpoint');
+      if (!verifyChallenge(identity.publicKey, fromB64u(f.sig, 'sig'), clientNonce, gatewayNonce, o.gatewayId, exporter)) {
+        throw new VerificationFailure('bad-signature', 'challenge signature');
+      }
+    } catch (e) {
+      const reason = e instanceof VerificationFailure ? e.reason : 'malformed';
+      log.warn({ reason, detail: e instanceof VerificationFailure ? e.detail : (e as Error).message }, 'endpoint refused');
+      refuse(ws, reason);
+      return undefined;
+    }
+    const principal: Principal = { id: identity.id, role: identity.role, via: 'endpoint' };
+    const prior = conns.get(identity.id);
+    if (prior) {
+      conns.delete(identity.id);
+      ctx.metrics.connections.dec({ kind: 'endpoint' });
+      prior.detach();
+      prior.ws.close(CLOSE.replaced, 'replaced by a newer connection');
+    }
+    const conn: Conn = { ws, identity, principal, detach: () => {} };
+    conns.set(identity.id, conn);
+    ctx.metrics.connections.inc({ kind: 'endpoint' });
+    log.info({ id: identity.id, role: identity.role, operator: identity.operator }, 'endpoint connected');
+    send(ws, { t: 'welcome', id: identity.id, role: identity.role, operator: identity.operator });
+    conn.detach = ctx.router.attach(identity.id, {
+      window: o.window,
+      push: (m: QueuedMessage) =>
+        send(ws, { t: 'msg', seq: m.seq, format: m.format, from: m.sender, kind: m.kind, id: m.msgId, expires: m.expires, body: m.body }),
+      notice: (n) => send(ws, { t: 'notice', type: n.type, id: n.msgId, peer: n.peer, reason: n.reason }),
+    });
+    return conn;
+  }
+
+  /** The clear metadata of a submission: an envelope's own header is authoritative. */
+  function submission(c: Conn, f: Extract<ClientFrame, { t: 'send' }>): Submission {
+    if (f.format === 'envelope') {
+      const h = inspectEnvelope(f.body);
+      // A sender may only send as itself, with the certificate it authenticated with.
+      if (h.from !== c.identity.id || h.fromCert !== b64u(c.identity.certHash)) throw new EvsealError('ERR_POLICY_DENIED', 'envelope sender is not the authenticated endpoint');
+      const meta = { to: h.to, kind: h.kind, id: h.id, expires: h.expires * 1000 };
+      for (const k of ['to', 'kind', 'id', 'expires'] as const) {
+        if (f[k] !== undefined && f[k] !== meta[k]) throw new EvsealError('ERR_INVALID_INPUT', `send: ${k} differs from the envelope header`);
+      }
+      return { format: 'envelope', to: meta.to, kind: meta.kind, msgId: meta.id, expires: meta.expires, body: f.body };
+    }
+    if (f.to === undefined || f.kind === undefined || f.id === undefined || f.expires === undefined) {
+      throw new EvsealError('ERR_INVALID_INPUT', 'send: a session message needs to, kind, id and expires');
+    }
+    return { format: 'session', to: f.to, kind: f.kind, msgId: f.id, expires: f.expires, body: f.body };
+  }
+
+  async function handle(c: Conn, f: ClientFrame): Promise<void> {
+    const ws = c.ws;
+    switch (f.t) {
+      case 'auth':
+        throw new EvsealError('ERR_INVALID_INPUT', 'already authenticated');
+      case 'send': {
+        const r = await ctx.router.submit(c.principal, submission(c, f));
+        send(ws, { t: 'accepted', ref: f.ref, seq: r.seq, duplicate: r.duplicate, ...(r.receipt ? { receipt: r.receipt } : {}) });
+        return;
+      }
+      case 'ack': {
+        const receipts = await ctx.router.ackMany(c.principal.id, f.seqs);
+        send(ws, { t: 'acked', seqs: f.seqs, receipts });
+        return;
+      }
+      case 'nack':
+        await ctx.router.failed(c.principal.id, f.seq, f.reason);
+        return;
+      case 'notice-ack':
+        return;
+      case 'publish-bundle': {
+        let b;
+        try {
+          b = verifyBundle(parseBundle(f.bundle), { policy: trust.policy, revocation: trust.revocation, now: new Date(ctx.now()) });
+        } catch (e) {
+          if (e instanceof VerificationFailure) throw new EvsealError('ERR_BUNDLE_REJECTED', 'bundle rejected');
+          throw e;
+        }
+        if (b.identity.fingerprint !== c.identity.fingerprint) throw new EvsealError('ERR_POLICY_DENIED', 'an endpoint may only publish its own bundle');
+        await ctx.store.putBundle(c.identity.id, c.identity.role, f.bundle, ctx.now());
+        send(ws, { t: 'ok', ref: f.ref });
+        return;
+      }
+      case 'get-bundle':
+        send(ws, { t: 'bundle', ref: f.ref, bundle: (await ctx.store.getBundle(f.id)) ?? null });
+        return;
+      case 'publish-prekeys': {
+        if (f.prekeys.length > o.maxOneTimePrekeys) throw new EvsealError('ERR_LIMIT', `at most ${o.maxOneTimePrekeys} one-time prekeys per frame`);
+        const keys = f.prekeys.map((p, i) => prekeyFromJSON(p, `prekeys[${i}]`));
+        for (const p of keys) {
+          if (!verifyPrekey(p, c.identity.publicKey, c.identity.certHash)) throw new EvsealError('ERR_INVALID_INPUT', `one-time prekey ${p.kid} is not signed by this endpoint`);
+        }
+        const held = await ctx.store.countOneTimePrekeys(c.identity.id);
+        if (held + keys.length > o.maxOneTimePrekeys) throw new EvsealError('ERR_LIMIT', `at most ${o.maxOneTimePrekeys} one-time prekeys are held per endpoint`);
+        const count = await ctx.store.addOneTimePrekeys(
+          c.identity.id,
+          keys.map((p) => ({ kid: p.kid, json: JSON.stringify(prekeyToJSON(p)) })),
+        );
+        send(ws, { t: 'ok', ref: f.ref, count });
+        return;
+      }
+      case 'claim-prekey': {
+        const json = await ctx.store.claimOneTimePrekey(f.id);
+        send(ws, { t: 'prekey', ref: f.ref, prekey: json === undefined ? null : (JSON.parse(json) as unknown) });
+        return;
+      }
+      case 'publish-crl': {
+        const r = await trust.addCrl(f.pem);
+        send(ws, { t: 'ok', ref: f.ref, anchor: r.anchor, crlNumber: r.crlNumber.toString(), fresh: r.fresh });
+        return;
+      }
+      case 'get-crls':
+        send(ws, { t: 'crls', ref: f.ref, pems: (await ctx.store.listCrls()).map((c2) => c2.pem) });
+        return;
+      case 'audit-proof': {
+        // The entry travels with its proof: its time and outcome are the gateway's, so the endpoint cannot rebuild the leaf alone.
+        const path = await audit.inclusionProof(f.index, f.size);
+        const [entry] = await ctx.store.auditEntries(f.index, f.index + 1);
+        send(ws, { t: 'proof', ref: f.ref, index: f.index, size: f.size, entry, path });
+        return;
+      }
+      case 'audit-consistency':
+        send(ws, { t: 'consistency', ref: f.ref, from: f.from, to: f.to, path: await audit.consistencyProof(f.from, f.to) });
+        return;
+    }
+  }
+
+  /** Re-validates every connected identity; those no longer valid (revoked, expired) are dropped. */
+  function recheck(): number {
+    let dropped = 0;
+    for (const c of [...conns.values()]) {
+      try {
+        trust.validate([c.identity.certDer]);
+      } catch (e) {
+        const reason = e instanceof VerificationFailure ? e.reason : 'invalid';
+        log.warn({ id: c.principal.id, reason }, 'endpoint dropped');
+        conns.delete(c.principal.id);
+        ctx.metrics.connections.dec({ kind: 'endpoint' });
+        c.detach();
+        c.ws.close(CLOSE.revoked, 'identity no longer valid');
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+  trust.on('crl', () => recheck());
+
+  return {
+    handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req));
+    },
+    connections: (): number => conns.size,
+    recheck,
+    async close(): Promise<void> {
+      for (const c of conns.values()) c.ws.close(CLOSE.shutdown, 'gateway shutting down');
+      await new Promise<void>((r) => wss.close(() => r()));
+    },
+  };
+}
+
+function safeJson(data: unknown): unknown {
+  try {
+    return JSON.parse(String(data));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,73 @@
+import { inspectEnvelope } from '../../core/envelope.js';
+import { EvsealError } from '../../core/errors.js';
+import type { GatewayContext, Principal } from '../context.js';
+
+/** The DataTransfer vendorId of every evseal carrier, in every OCPP version (docs/ocpp-carriers.md). */
+export const EVSEAL_VENDOR = 'org.evseal';
+
+/** A DataTransfer response body; the same shape is valid in 1.6, 2.0.1 and 2.1. */
+export interface CarrierResult {
+  status: 'Accepted' | 'Rejected' | 'UnknownMessageId' | 'UnknownVendorId';
+  data?: string;
+}
+
+export function stationPrincipal(stationId: string): Principal {
+  return { id: stationId, role: 'charger', via: 'station' };
+}
+
+const rejected = (code: string): CarrierResult => ({ status: 'Rejected', data: code });
+
+/**
+ * A charger → gateway DataTransfer with vendorId org.evseal. An envelope is
+ * answered Accepted only after the router made it durable, so the charger may
+ * drop its copy then. Refusals are Rejected with the stable error code as
+ * data (counted here only when refused before reaching the router, which
+ * counts its own). Unexpected failures throw, and the caller answers with a CALLERROR:
+ * never Accepted for something not stored.
+ */
+export async function handleCarrier(ctx: GatewayContext, stationId: string, messageId: unknown, data: unknown): Promise<CarrierResult> {
+  try {
+    switch (messageId) {
+      case 'envelope':
+        return await submitEnvelope(ctx, stationId, data);
+      case 'get-bundle': {
+        const bundle = await ctx.store.getBundle(textArg(data));
+        return bundle === undefined ? rejected('ERR_NOT_FOUND') : { status: 'Accepted', data: bundle };
+      }
+      case 'claim-prekey': {
+        const prekey = await ctx.store.claimOneTimePrekey(textArg(data));
+        return prekey === undefined ? rejected('ERR_NOT_FOUND') : { status: 'Accepted', data: prekey };
+      }
+      default:
+        return { status: 'UnknownMessageId' };
+    }
+  } catch (e) {
+    if (!(e instanceof EvsealError)) throw e;
+    ctx.metrics.refused.inc({ code: e.code });
+    ctx.log.info({ stationId, carrier: messageId, code: e.code }, 'carrier refused');
+    return rejected(e.code);
+  }
+}
+
+function textArg(data: unknown): string {
+  if (typeof data !== 'string' || data.length === 0) throw new EvsealError('ERR_INVALID_INPUT', 'carrier data must be a non-empty string');
+  return data;
+}
+
+async function submitEnvelope(ctx: GatewayContext, stationId: string, data: unknown): Promise<CarrierResult> {
+  const body = textArg(data);
+  const h = inspectEnvelope(body);
+  // A station authenticated as X may only send as X: the recipient verifies
+  // the signature anyway, but the mailbox and the audit log name the sender.
+  if (h.from !== stationId) throw new EvsealError('ERR_POLICY_DENIED', 'envelope sender differs from the station id');
+  let r;
+  try {
+    r = await ctx.router.submit(stationPrincipal(stationId), { format: 'envelope', to: h.to, kind: h.kind, msgId: h.id, expires: h.expires * 1000, body });
+  } catch (e) {
+    if (!(e instanceof EvsealError)) throw e;
+    // the router counts and logs its own refusals
+    return rejected(e.code);
+  }
+  ctx.log.info({ stationId, msgId: h.id, to: h.to, kind: h.kind, seq: r.seq, duplicate: r.duplicate }, 'carrier envelope accepted');
+  return { status: 'Accepted', data: JSON.stringify({ seq: r.seq, duplicate: r.duplicate, receipt: r.receipt ?? null }) };
+}

@@ -1,0 +1,118 @@
+import ocpp from 'ocpp-rpc';
+import type { DeliverySink, GatewayContext } from '../context.js';
+import type { QueuedMessage } from '../store/store.js';
+import { EVSEAL_VENDOR } from './carriers.js';
+import type { OcppProtocol } from './validators.js';
+
+/** A connected charger as seen by the delivery side: one CALL at a time, answered or failed. */
+export interface StationLink {
+  readonly protocol: OcppProtocol;
+  /** Resolves with the CALLRESULT payload; rejects on CALLERROR, timeout or disconnect. */
+  call(action: string, params: Record<string, unknown>): Promise<unknown>;
+}
+
+/** The OCPP call that delivers a queued message to a charger, or undefined for a format a charger cannot take. */
+export function deliveryCall(m: QueuedMessage, protocol: OcppProtocol): { action: string; params: Record<string, unknown> } | undefined {
+  if (m.format === 'envelope' || m.format === 'session') {
+    return { action: 'DataTransfer', params: { vendorId: EVSEAL_VENDOR, messageId: m.format, data: m.body } };
+  }
+  if (m.format === 'ocpp-cert') {
+    let c: { certificateChain?: unknown; certificateType?: unknown; requestId?: unknown };
+    try {
+      c = JSON.parse(m.body) as typeof c;
+    } catch {
+      return undefined;
+    }
+    if (typeof c?.certificateChain !== 'string') return undefined;
+    const params: Record<string, unknown> = { certificateChain: c.certificateChain };
+    if (protocol !== 'ocpp1.6' && typeof c.certificateType === 'string') params.certificateType = c.certificateType;
+    if (protocol === 'ocpp2.1' && typeof c.requestId === 'number') params.requestId = c.requestId;
+    return { action: 'CertificateSigned', params };
+  }
+  return undefined;
+}
+
+function failureReason(e: unknown): string {
+  if (e instanceof ocpp.TimeoutError) return 'timeout';
+  const code = (e as { rpcErrorCode?: unknown })?.rpcErrorCode;
+  return typeof code === 'string' ? `call error ${code}` : 'call failed';
+}
+
+type Item = { kind: 'message'; m: QueuedMessage } | { kind: 'notice'; n: { type: string; msgId: string; peer: string; reason: string } };
+
+/**
+ * The delivery sink of one connected station. OCPP-J allows one CALL in
+ * flight per direction, so the window is 1 and messages go strictly in the
+ * order the router pushed them. An Accepted answer is the charger's durable
+ * acknowledgement (router.ack, even if the connection closed meanwhile);
+ * a rejection, a CALLERROR or a timeout is a failed attempt (router.failed).
+ * On close, the queued and in-flight messages are simply dropped: they are
+ * still in the mailbox and the router pushes them again when the station
+ * reattaches.
+ */
+export function stationSink(ctx: GatewayContext, stationId: string, link: StationLink): DeliverySink & { close(): void } {
+  const queue: Item[] = [];
+  let running = false;
+  let closed = false;
+
+  async function deliver(m: QueuedMessage): Promise<void> {
+    const call = deliveryCall(m, link.protocol);
+    let reason: string | undefined;
+    if (!call) {
+      reason = `format ${m.format} cannot be delivered to a station`;
+    } else {
+      try {
+        const r = (await link.call(call.action, call.params)) as { status?: unknown };
+        if (r?.status !== 'Accepted') reason = `rejected (${String(r?.status)})`;
+      } catch (e) {
+        // Lost with the connection: not an attempt against the message. It is
+        // still in the mailbox and goes out again when the station reattaches.
+        if (closed) return;
+        reason = failureReason(e);
+      }
+    }
+    if (reason === undefined) {
+      await ctx.router.ack(stationId, m.seq);
+      ctx.log.debug({ stationId, seq: m.seq, msgId: m.msgId }, 'delivered to station');
+    } else {
+      ctx.log.info({ stationId, seq: m.seq, msgId: m.msgId, reason }, 'delivery to station failed');
+      await ctx.router.failed(stationId, m.seq, reason);
+    }
+  }
+
+  async function pump(): Promise<void> {
+    if (running) return;
+    running = true;
+    try {
+      for (let item = queue.shift(); item && !closed; item = queue.shift()) {
+        try {
+          if (item.kind === 'message') await deliver(item.m);
+          else await link.call('DataTransfer', { vendorId: EVSEAL_VENDOR, messageId: 'notice', data: JSON.stringify(item.n) });
+        } catch (e) {
+          // a router or notice failure must not stop later deliveries
+          ctx.log.warn({ stationId, err: (e as Error).message }, 'station delivery step failed');
+        }
+      }
+    } finally {
+      running = false;
+    }
+  }
+
+  return {
+    window: 1,
+    push(m) {
+      if (closed) return;
+      queue.push({ kind: 'message', m });
+      void pump();
+    },
+    notice(n) {
+      if (closed) return;
+      queue.push({ kind: 'notice', n });
+      void pump();
+    },
+    close() {
+      closed = true;
+      queue.length = 0;
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import { DEFAULT_ROLE_POLICY, isAllowed, type RolePolicy } from '../core/role-policy.js';
+import type { Role } from '../core/roles.js';
+
+/**
+ * Which roles may address which, as the gateway enforces it on clear
+ * metadata. It is the endpoints' role policy (the same table endpoints
+ * enforce when sealing and opening), plus the clear OCPP certificate flow:
+ * a charger's CSR goes to the CA service (a provisioning endpoint) and the
+ * signed chain comes back. Session messages after the first flow both ways,
+ * so a session kind is allowed in either direction of an allowed rule.
+ * The gateway's check is a first line only: endpoints enforce their own
+ * policy on what they open.
+ */
+export interface RoutePolicy {
+  roles: RolePolicy;
+}
+
+const OCPP_CERT_RULES: RolePolicy = {
+  rules: [
+    { kind: 'csr', from: ['charger'], to: ['provisioning'] },
+    { kind: 'certificate', from: ['provisioning'], to: ['charger'] },
+  ],
+};
+
+export function defaultRoutePolicy(roles: RolePolicy = DEFAULT_ROLE_POLICY): RoutePolicy {
+  return { roles };
+}
+
+export function routeAllowed(p: RoutePolicy, from: Role, kind: string, to: Role, format: string): boolean {
+  if (from === 'gateway' || to === 'gateway') return false;
+  switch (format) {
+    case 'envelope':
+      return isAllowed(p.roles, from, kind, to);
+    case 'session':
+      return isAllowed(p.roles, from, kind, to) || isAllowed(p.roles, to, kind, from);
+    case 'ocpp-csr':
+    case 'ocpp-cert':
+      return isAllowed(OCPP_CERT_RULES, from, kind, to);
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,199 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { isRole, type Role } from '../core/roles.js';
+import type { RolePolicy } from '../core/role-policy.js';
+import type { TrustPolicy } from '../core/x509/index.js';
+import { AuditLog } from './audit/log.js';
+import type { GatewayContext } from './context.js';
+import { createEndpointService } from './endpoint/service.js';
+import { loadOrCreateGatewayKey } from './identity.js';
+import { createMetrics } from './metrics.js';
+import { createOcppService } from './ocpp/service.js';
+import { defaultRoutePolicy } from './route-policy.js';
+import { MailRouter, type RouterLimits } from './router.js';
+import { SqliteStore } from './store/sqlite.js';
+import type { GatewayStore } from './store/store.js';
+import { GatewayTrust } from './trust.js';
+
+export interface GatewayLimits extends RouterLimits {
+  /** largest WebSocket frame accepted on either service */
+  maxFrameBytes: number;
+  /** malformed frames tolerated per connection before it is closed */
+  maxBadMessages: number;
+  /** frames per second per connection (token bucket) */
+  framesPerSecond: number;
+  /** deliveries in flight per connection */
+  window: number;
+}
+
+export const DEFAULT_LIMITS: Omit<GatewayLimits, keyof RouterLimits> = {
+  maxFrameBytes: 1024 * 1024 + 4096,
+  maxBadMessages: 10,
+  framesPerSecond: 2000,
+  window: 256,
+};
+
+export interface GatewayOptions {
+  host?: string;
+  port?: number;
+  dataDir: string;
+  trust: TrustPolicy;
+  crlFiles?: string[];
+  revocationCheck?: boolean;
+  /** PEM server certificate and key; with `clientCa`, chargers may use mutual TLS (security profile 3) */
+  tls?: { cert: string; key: string; clientCa?: string[] };
+  /** proxy mode: an existing CSMS that gets every OCPP frame unchanged */
+  upstream?: string;
+  /** endpoint id of the CA service that SignCertificate requests go to */
+  caService?: string;
+  id?: string;
+  rolePolicy?: RolePolicy;
+  limits?: Partial<GatewayLimits>;
+  log?: Logger;
+  /** another store implementation (the cluster's); default SQLite in dataDir */
+  store?: GatewayStore;
+  now?: () => number;
+  /** how often expired messages are swept (ms) */
+  expirySweepMs?: number;
+}
+
+export interface RunningGateway {
+  url: string;
+  port: number;
+  store: GatewayStore;
+  router: MailRouter;
+  trust: GatewayTrust;
+  audit: AuditLog;
+  /** endpoints and stations currently connected */
+  connections(): { endpoints: number; stations: number };
+  close(): Promise<void>;
+}
+
+/**
+ * Runs the gateway: one HTTP(S) server carrying /ocpp/<stationId> (OCPP-J),
+ * /endpoint (the endpoint protocol), /healthz and /metrics, over one store.
+ */
+export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
+  const log = o.log ?? pino({ base: { component: 'evseal-gateway' }, timestamp: pino.stdTimeFunctions.isoTime });
+  const now = o.now ?? Date.now;
+  const limits = { ...DEFAULT_LIMITS, ...o.limits };
+  const store = o.store ?? new SqliteStore(o.dataDir);
+  const id = o.id ?? 'gateway';
+  const key = loadOrCreateGatewayKey(o.dataDir, id);
+  const audit = await AuditLog.open(store, key);
+  const metrics = createMetrics();
+  const trust = new GatewayTrust({ policy: o.trust, revocationCheck: o.revocationCheck ?? true, store, log, now });
+  await trust.load(o.crlFiles ?? []);
+  trust.watch(o.crlFiles ?? []);
+
+  const roleOf = async (rid: string): Promise<Role | undefined> => {
+    if (await store.getStation(rid)) return 'charger';
+    const r = await store.bundleRole(rid);
+    return isRole(r) ? r : undefined;
+  };
+  const router = new MailRouter({ store, audit, metrics, log, policy: defaultRoutePolicy(o.rolePolicy), limits: o.limits, now, roleOf });
+  const ctx: GatewayContext = { store, log, metrics, router, now };
+
+  const endpoints = createEndpointService(ctx, trust, audit, {
+    gatewayId: id,
+    gatewayKey: key.publicKeyB64u,
+    maxFrameBytes: limits.maxFrameBytes,
+    maxBadMessages: limits.maxBadMessages,
+    framesPerSecond: limits.framesPerSecond,
+    authTimeoutMs: 10_000,
+    window: limits.window,
+    maxOneTimePrekeys: 200,
+  });
+  const ocpp = createOcppService(ctx, {
+    upstream: o.upstream,
+    caService: o.caService,
+    maxFrameBytes: limits.maxFrameBytes,
+    maxBadMessages: limits.maxBadMessages,
+    callsPerSecond: limits.framesPerSecond,
+    tls: o.tls !== undefined,
+  });
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'ok', id, store: store.kind, endpoints: endpoints.connections(), stations: ocpp.connections() }));
+      return;
+    }
+    if (req.method === 'GET' && path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(text);
+        },
+        () => {
+          res.writeHead(500);
+          res.end();
+        },
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end('{"error":"not found"}');
+  };
+
+  const server: Server = o.tls
+    ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key, ca: o.tls.clientCa, requestCert: o.tls.clientCa !== undefined, rejectUnauthorized: false }, onRequest)
+    : createHttpServer(onRequest);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path === '/endpoint') return endpoints.handleUpgrade(req, socket, head);
+    if (path.startsWith('/ocpp/')) return ocpp.handleUpgrade(req, socket, head);
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+  });
+  server.on('clientError', (_e, socket) => socket.destroy());
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 9220, o.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `${o.tls ? 'wss' : 'ws'}://${o.host ?? '127.0.0.1'}:${port}`;
+
+  const expiry = setInterval(() => {
+    router.expire().catch((e: unknown) => log.error({ err: (e as Error).message }, 'expiry sweep failed'));
+  }, o.expirySweepMs ?? 5000);
+  expiry.unref();
+  // Certificates expire while connected: re-validate every minute.
+  const recheck = setInterval(() => endpoints.recheck(), 60_000);
+  recheck.unref();
+  log.info({ url, store: store.kind, id, mode: o.upstream ? 'proxy' : 'built-in CSMS' }, 'gateway listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    store,
+    router,
+    trust,
+    audit,
+    connections: () => ({ endpoints: endpoints.connections(), stations: ocpp.connections() }),
+    close(): Promise<void> {
+      closing ??= (async () => {
+        clearInterval(expiry);
+        clearInterval(recheck);
+        trust.unwatch();
+        const closed = new Promise<void>((r) => server.close(() => r()));
+        await router.drain();
+        await Promise.all([endpoints.close(), ocpp.close()]);
+        server.closeAllConnections();
+        await closed;
+        await store.close();
+        log.info('gateway stopped');
+      })();
+      return closing;
+    },
+  };
+}
