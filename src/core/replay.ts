@@ -21,6 +21,11 @@ export class ReplayWindow {
     this.#seen.set(key, keepUntil);
   }
 
+  /** Forgets one id: only for an open whose result the caller could not keep (Endpoint.open's beforeCommit). */
+  delete(key: string): void {
+    this.#seen.delete(key);
+  }
+
   /** Drops ids whose keep-until time (Unix seconds) is before `nowSec`. */
   prune(nowSec: number): number {
     let n = 0;

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Role } from '../core/roles.js';
 import type { GatewayStore, QueuedMessage } from './store/store.js';
 import type { Metrics } from './metrics.js';
+import type { Directory } from './directory.js';
 
 /** A signed statement that the audit log holds an entry at `index` (docs/gateway-protocol.md, "Receipts"). */
 export interface Receipt {
@@ -69,5 +70,7 @@ export interface GatewayContext {
   log: Logger;
   metrics: Metrics;
   router: Router;
+  /** Bundle publication; absent in component tests that do not need it. */
+  directory?: Directory;
   now: () => number;
 }

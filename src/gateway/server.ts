@@ -17,6 +17,7 @@ import { MailRouter, type RouterLimits } from './router.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { GatewayStore } from './store/store.js';
 import { GatewayTrust } from './trust.js';
+import { Directory } from './directory.js';
 
 export interface GatewayLimits extends RouterLimits {
   /** largest WebSocket frame accepted on either service */
@@ -95,9 +96,10 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     return isRole(r) ? r : undefined;
   };
   const router = new MailRouter({ store, audit, metrics, log, policy: defaultRoutePolicy(o.rolePolicy), limits: o.limits, now, roleOf });
-  const ctx: GatewayContext = { store, log, metrics, router, now };
+  const directory = new Directory(store, trust, now);
+  const ctx: GatewayContext = { store, log, metrics, router, directory, now };
 
-  const endpoints = createEndpointService(ctx, trust, audit, {
+  const endpoints = createEndpointService(ctx, trust, directory, audit, {
     gatewayId: id,
     gatewayKey: key.publicKeyB64u,
     maxFrameBytes: limits.maxFrameBytes,

@@ -100,7 +100,7 @@ export class Endpoint {
    * before the replay record is saved: a receiver that stores the plaintext
    * there (and crashes after) sees the envelope again and re-opens it, rather
    * than having it refused as a replay with the plaintext lost. If it
-   * throws, the error propagates and the open still counts (state is saved).
+   * throws, the error propagates and no replay record is kept.
    */
   open(text: string, o: { replayCheck?: boolean; beforeCommit?: (opened: Opened) => void } = {}): Opened {
     const s = this.id.file.settings;
@@ -124,7 +124,13 @@ export class Endpoint {
       // created - skew, which step 4 bounds by the current trusted time, so a
       // sender can keep the mark following real time but never push it ahead.
       st.clock.observe((opened.header.created - s.skewSec) * 1000);
-      o.beforeCommit?.(opened);
+      try {
+        o.beforeCommit?.(opened);
+      } catch (e) {
+        // The caller could not keep the plaintext: the envelope must be able to open again.
+        if (o.replayCheck !== false) st.replay.delete(`${opened.header.fromCert}.${opened.header.id}`);
+        throw e;
+      }
       return opened;
     });
   }

@@ -103,3 +103,15 @@ test('concurrent processes wait for the state lock instead of failing', async ()
   assert.ok(Date.now() - t >= 200, 'did not wait for the lock');
   await new Promise((r) => holder.once('exit', r));
 });
+
+test('open: when beforeCommit cannot keep the plaintext, no replay record is kept and the envelope opens again', async () => {
+  const cp = await w.identity(ca, 'charger', 'CP-bc');
+  const prov = await w.identity(ca, 'provisioning', 'prov-bc');
+  const env = w.endpoint(prov, w.trust(ca), [crl]).seal(w.bundle(cp), new Uint8Array([42]), { kind: 'credentials' });
+  const ep = w.endpoint(cp, w.trust(ca), [crl]);
+  assert.throws(() => ep.open(env, { beforeCommit: () => { throw new Error('disk full'); } }), /disk full/);
+  let kept: Uint8Array | undefined;
+  assert.deepEqual(ep.open(env, { beforeCommit: (o) => (kept = o.plaintext) }).plaintext, new Uint8Array([42]));
+  assert.deepEqual(kept, new Uint8Array([42]));
+  assert.throws(() => ep.open(env), { code: 'ERR_OPEN_FAILED' }); // now it is a replay
+});

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseRolePolicy } from '../../core/role-policy.js';
 import { runSimCharger, type SimEvent } from '../../gateway/ocpp/sim-charger.js';
@@ -68,7 +68,6 @@ export function registerSim(program: Command): void {
         rolePolicy,
         wall: wallClock(),
       });
-      if (o.outDir) mkdirSync(o.outDir, { recursive: true, mode: 0o700 });
       const wsOpts: Record<string, unknown> = {};
       if (o.tlsCa) wsOpts.ca = readInput(o.tlsCa);
       if (o.tlsCert) wsOpts.cert = readInput(o.tlsCert);

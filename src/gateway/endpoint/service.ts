@@ -7,12 +7,12 @@ import { b64u, fromB64u } from '../../core/base64url.js';
 import { EXPORTER_LABEL, NONCE_BYTES, verifyChallenge } from '../../core/challenge.js';
 import { inspectEnvelope } from '../../core/envelope.js';
 import { EvsealError, VerificationFailure } from '../../core/errors.js';
-import { parseBundle, verifyBundle } from '../../core/bundle.js';
 import { prekeyFromJSON, prekeyToJSON, verifyPrekey } from '../../core/prekey.js';
 import type { ValidatedIdentity } from '../../core/x509/index.js';
 import type { GatewayContext, Principal, Submission } from '../context.js';
 import type { QueuedMessage } from '../store/store.js';
 import type { GatewayTrust } from '../trust.js';
+import type { Directory } from '../directory.js';
 import { parseClientFrame, refOf, type ClientFrame } from './frames.js';
 
 export interface EndpointServiceOptions {
@@ -49,7 +49,7 @@ interface Conn {
  * frame is validated once (frames.ts); errors go back as error frames with a
  * stable code, and a connection that keeps sending bad frames is closed.
  */
-export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, audit: AuditProofs, o: EndpointServiceOptions) {
+export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, directory: Directory, audit: AuditProofs, o: EndpointServiceOptions) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxFrameBytes, perMessageDeflate: false });
   const conns = new Map<string, Conn>();
   const log = ctx.log.child({ component: 'endpoint' });
@@ -197,19 +197,10 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
         return;
       case 'notice-ack':
         return;
-      case 'publish-bundle': {
-        let b;
-        try {
-          b = verifyBundle(parseBundle(f.bundle), { policy: trust.policy, revocation: trust.revocation, now: new Date(ctx.now()) });
-        } catch (e) {
-          if (e instanceof VerificationFailure) throw new EvsealError('ERR_BUNDLE_REJECTED', 'bundle rejected');
-          throw e;
-        }
-        if (b.identity.fingerprint !== c.identity.fingerprint) throw new EvsealError('ERR_POLICY_DENIED', 'an endpoint may only publish its own bundle');
-        await ctx.store.putBundle(c.identity.id, c.identity.role, f.bundle, ctx.now());
+      case 'publish-bundle':
+        await directory.publishBundle({ id: c.identity.id, role: c.identity.role, fingerprint: c.identity.fingerprint }, f.bundle);
         send(ws, { t: 'ok', ref: f.ref });
         return;
-      }
       case 'get-bundle':
         send(ws, { t: 'bundle', ref: f.ref, bundle: (await ctx.store.getBundle(f.id)) ?? null });
         return;

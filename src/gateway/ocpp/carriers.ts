@@ -34,6 +34,13 @@ export async function handleCarrier(ctx: GatewayContext, stationId: string, mess
         const bundle = await ctx.store.getBundle(textArg(data));
         return bundle === undefined ? rejected('ERR_NOT_FOUND') : { status: 'Accepted', data: bundle };
       }
+      case 'publish-bundle': {
+        if (!ctx.directory) return { status: 'UnknownMessageId' };
+        await ctx.directory.publishBundle({ id: stationId, role: 'charger' }, textArg(data));
+        return { status: 'Accepted' };
+      }
+      case 'session':
+        return await submitSession(ctx, stationId, data);
       case 'claim-prekey': {
         const prekey = await ctx.store.claimOneTimePrekey(textArg(data));
         return prekey === undefined ? rejected('ERR_NOT_FOUND') : { status: 'Accepted', data: prekey };
@@ -69,5 +76,32 @@ async function submitEnvelope(ctx: GatewayContext, stationId: string, data: unkn
     return rejected(e.code);
   }
   ctx.log.info({ stationId, msgId: h.id, to: h.to, kind: h.kind, seq: r.seq, duplicate: r.duplicate }, 'carrier envelope accepted');
+  return { status: 'Accepted', data: JSON.stringify({ seq: r.seq, duplicate: r.duplicate, receipt: r.receipt ?? null }) };
+}
+
+/** A session message (docs/protocol.md §14): its clear metadata travels beside the opaque body, as JSON text. */
+async function submitSession(ctx: GatewayContext, stationId: string, data: unknown): Promise<CarrierResult> {
+  let m: unknown;
+  try {
+    m = JSON.parse(textArg(data));
+  } catch (e) {
+    if (e instanceof EvsealError) throw e;
+    throw new EvsealError('ERR_INVALID_INPUT', 'session carrier data is not JSON');
+  }
+  const o = m as Record<string, unknown>;
+  const keys = ['to', 'kind', 'id', 'expires', 'body'];
+  if (typeof m !== 'object' || m === null || Array.isArray(m) || Object.keys(o).some((k) => !keys.includes(k))) {
+    throw new EvsealError('ERR_INVALID_INPUT', 'session carrier: expected {to, kind, id, expires, body}');
+  }
+  if (typeof o.to !== 'string' || typeof o.kind !== 'string' || typeof o.id !== 'string' || !Number.isSafeInteger(o.expires) || typeof o.body !== 'string') {
+    throw new EvsealError('ERR_INVALID_INPUT', 'session carrier: bad field types');
+  }
+  let r;
+  try {
+    r = await ctx.router.submit(stationPrincipal(stationId), { format: 'session', to: o.to, kind: o.kind, msgId: o.id, expires: o.expires as number, body: o.body });
+  } catch (e) {
+    if (!(e instanceof EvsealError)) throw e;
+    return rejected(e.code);
+  }
   return { status: 'Accepted', data: JSON.stringify({ seq: r.seq, duplicate: r.duplicate, receipt: r.receipt ?? null }) };
 }

@@ -13,8 +13,13 @@ export interface StationLink {
 
 /** The OCPP call that delivers a queued message to a charger, or undefined for a format a charger cannot take. */
 export function deliveryCall(m: QueuedMessage, protocol: OcppProtocol): { action: string; params: Record<string, unknown> } | undefined {
-  if (m.format === 'envelope' || m.format === 'session') {
-    return { action: 'DataTransfer', params: { vendorId: EVSEAL_VENDOR, messageId: m.format, data: m.body } };
+  if (m.format === 'envelope') {
+    return { action: 'DataTransfer', params: { vendorId: EVSEAL_VENDOR, messageId: 'envelope', data: m.body } };
+  }
+  if (m.format === 'session') {
+    // A ratchet message has no clear header of its own: its metadata travels beside it.
+    const data = JSON.stringify({ from: m.sender, kind: m.kind, id: m.msgId, expires: m.expires, body: m.body });
+    return { action: 'DataTransfer', params: { vendorId: EVSEAL_VENDOR, messageId: 'session', data } };
   }
   if (m.format === 'ocpp-cert') {
     let c: { certificateChain?: unknown; certificateType?: unknown; requestId?: unknown };

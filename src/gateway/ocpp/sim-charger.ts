@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import ocpp from 'ocpp-rpc';
@@ -98,6 +98,7 @@ export async function runSimCharger(o: SimChargerOptions, signal?: AbortSignal):
   const me = ep.id.file;
   const policy = o.rolePolicy ?? DEFAULT_ROLE_POLICY;
   const journal = new ProcessedJournal(ep.id.dir);
+  if (o.outDir) mkdirSync(o.outDir, { recursive: true, mode: 0o700 });
   const client: Client = new ocpp.RPCClient({
     endpoint: o.gateway.replace(/\/+$/, ''),
     identity: me.id,
@@ -212,6 +213,10 @@ export async function runSimCharger(o: SimChargerOptions, signal?: AbortSignal):
     o.onEvent({ type: 'booted', protocol: o.protocol, interval: boot.interval });
     markBooted();
     await client.call('StatusNotification', statusParams(o.protocol, new Date()));
+    // Publish this charger's bundle so endpoints can seal to it while it is offline.
+    const pub = await carrier('publish-bundle', readFileSync(join(ep.id.dir, 'bundle.json'), 'utf8'));
+    // (a gateway without a directory answers UnknownMessageId: nothing to report then)
+    if (pub.status === 'Rejected') o.onEvent({ type: 'refused', code: pub.data ?? pub.status });
 
     const intervalMs = o.heartbeatIntervalMs ?? Math.max(1, boot.interval) * 1000;
     const heartbeats = (async () => {

@@ -1,0 +1,106 @@
+// The real gateway (startGateway: real router, SQLite store, audit log) with
+// chargers we did not write: ocpp-rpc's RPCClient in strict mode on 1.6,
+// 2.0.1 and 2.1, and the sim charger exchanging sealed messages with an
+// endpoint both ways through the OCPP carriers.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { World } from '../helpers/world.js';
+import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
+import { addStation } from '../../src/gateway/stations.js';
+import { GatewayClient, type Delivery } from '../../src/client/gateway-client.js';
+import { runSimCharger, type SimEvent } from '../../src/gateway/ocpp/sim-charger.js';
+import { ocppClient, PASSWORD, boot } from './helpers/ocpp-clients.js';
+import type { OcppProtocol } from '../../src/gateway/ocpp/validators.js';
+
+const w = new World();
+w.now = Date.now();
+let ca = '';
+let gw: RunningGateway;
+const ocppUrl = () => `${gw.url}/ocpp`;
+
+before(async () => {
+  ca = await w.ca('ca');
+  gw = await startGateway({ port: 0, dataDir: w.path('data'), trust: w.trust(ca), crlFiles: [join(ca, 'crl.pem')], log: pino({ level: 'silent' }) });
+  for (const id of ['CP-16', 'CP-201', 'CP-21', 'CP-SIM']) await addStation(gw.store, { id, password: PASSWORD }, Date.now());
+});
+after(async () => {
+  await gw.close();
+  w.cleanup();
+});
+
+const transact: Record<OcppProtocol, (cp: ReturnType<typeof ocppClient>) => Promise<void>> = {
+  'ocpp1.6': async (cp) => {
+    assert.equal(((await cp.call('Authorize', { idTag: 'TOKEN-1' })) as { idTagInfo: { status: string } }).idTagInfo.status, 'Accepted');
+    const start = (await cp.call('StartTransaction', { connectorId: 1, idTag: 'TOKEN-1', meterStart: 1000, timestamp: new Date().toISOString() })) as { transactionId: number };
+    assert.ok(Number.isInteger(start.transactionId));
+    await cp.call('MeterValues', { connectorId: 1, transactionId: start.transactionId, meterValue: [{ timestamp: new Date().toISOString(), sampledValue: [{ value: '1500' }] }] });
+    await cp.call('StopTransaction', { transactionId: start.transactionId, meterStop: 2000, timestamp: new Date().toISOString() });
+  },
+  'ocpp2.0.1': async (cp) => transact2(cp),
+  'ocpp2.1': async (cp) => transact2(cp),
+};
+
+async function transact2(cp: ReturnType<typeof ocppClient>): Promise<void> {
+  const auth = (await cp.call('Authorize', { idToken: { idToken: 'TOKEN-1', type: 'ISO14443' } })) as { idTokenInfo: { status: string } };
+  assert.equal(auth.idTokenInfo.status, 'Accepted');
+  const base = { timestamp: new Date().toISOString(), seqNo: 0, transactionInfo: { transactionId: 'tx-1' } };
+  await cp.call('TransactionEvent', { ...base, eventType: 'Started', triggerReason: 'Authorized', idToken: { idToken: 'TOKEN-1', type: 'ISO14443' }, evse: { id: 1, connectorId: 1 } });
+  await cp.call('TransactionEvent', { ...base, seqNo: 1, eventType: 'Updated', triggerReason: 'MeterValuePeriodic', meterValue: [{ timestamp: new Date().toISOString(), sampledValue: [{ value: 1500 }] }] });
+  await cp.call('TransactionEvent', { ...base, seqNo: 2, eventType: 'Ended', triggerReason: 'StopAuthorized', transactionInfo: { transactionId: 'tx-1', stoppedReason: 'Local' } });
+}
+
+for (const [protocol, id] of [['ocpp1.6', 'CP-16'], ['ocpp2.0.1', 'CP-201'], ['ocpp2.1', 'CP-21']] as const) {
+  test(`RPCClient (strict, ${protocol}) boots, heartbeats and transacts against the real gateway`, async () => {
+    const cp = ocppClient({ url: ocppUrl() }, id, protocol);
+    await cp.connect();
+    try {
+      await boot(cp, protocol);
+      assert.ok(Date.parse(((await cp.call('Heartbeat', {})) as { currentTime: string }).currentTime) > 0);
+      await transact[protocol](cp);
+      const state = await gw.store.getStationState(id);
+      assert.ok(state, 'the built-in CSMS keeps station state');
+    } finally {
+      await cp.close({ code: 1000 });
+    }
+    // A wrong password is refused at the upgrade.
+    const bad = ocppClient({ url: ocppUrl() }, id, protocol, { password: 'wrong password, sixteen+' });
+    await assert.rejects(bad.connect());
+  });
+}
+
+test('sealed messages flow endpoint -> charger (DataTransfer) -> endpoint through the real gateway', async () => {
+  const cpDir = await w.identity(ca, 'charger', 'CP-SIM');
+  const provDir = await w.identity(ca, 'provisioning', 'prov-e2e');
+  const crl = [join(ca, 'crl.pem')];
+  const prov = w.endpoint(provDir, w.trust(ca), crl);
+  const cp = w.endpoint(cpDir, w.trust(ca), crl);
+  const inbox: Delivery[] = [];
+  const pc = await GatewayClient.connect(gw.url, { chain: prov.id.chain, privateKey: prov.id.privateKey, onMessage: (d) => inbox.push(d) });
+  await pc.publishBundle(w.bundle(provDir));
+
+  // The charger boots once (publishing its bundle), then the provisioning service seals to it.
+  const events: SimEvent[] = [];
+  const abort = new AbortController();
+  const sim = runSimCharger({ endpoint: cp, gateway: ocppUrl(), password: PASSWORD, protocol: 'ocpp2.0.1', count: 1, outDir: w.path('sim-out'), onEvent: (e) => events.push(e) }, abort.signal);
+  setTimeout(() => abort.abort(), 15_000).unref();
+  const deadline = Date.now() + 5000;
+  while ((await gw.store.getBundle('CP-SIM')) === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const bundle = await pc.getBundle('CP-SIM');
+  assert.ok(bundle, 'the charger published its bundle over OCPP');
+  const r = await pc.sendEnvelope(prov.seal(bundle, new TextEncoder().encode('wifi: psk=hunter2'), { kind: 'config' }));
+  assert.ok(r.receipt);
+  assert.deepEqual(await sim, { opened: 1 });
+  assert.ok(events.some((e) => e.type === 'opened' && e.kind === 'config'));
+  assert.ok(events.some((e) => e.type === 'replied'), JSON.stringify(events));
+
+  // The charger's sealed reply comes back to the endpoint and opens there.
+  while (inbox.length === 0 && Date.now() < deadline + 5000) await new Promise((r) => setTimeout(r, 20));
+  const reply = prov.open(inbox[0]!.body);
+  assert.equal(reply.sender.id, 'CP-SIM');
+  assert.equal(JSON.parse(new TextDecoder().decode(reply.plaintext)).received, 'wifi: psk=hunter2'.length);
+  await pc.ack(inbox[0]!.seq);
+  assert.equal(await gw.store.depth('CP-SIM'), 0, 'the charger\'s Accepted removed the message');
+  await pc.close();
+});
