@@ -9,7 +9,7 @@ import { EvsealError, type ErrorCode } from '../core/errors.js';
 /** A message delivered by the gateway (docs/gateway-protocol.md §3.3). */
 export interface Delivery {
   seq: number;
-  format: 'envelope' | 'session';
+  format: 'envelope' | 'session' | 'ocpp-result';
   from: string;
   kind: string;
   id: string;
@@ -186,6 +186,16 @@ export class GatewayClient {
   /** Submits a session message (its metadata travels beside the opaque body). */
   async sendSession(m: { to: string; kind: string; id: string; expires: number; body: string }): Promise<{ seq: number; duplicate: boolean; receipt?: Receipt }> {
     const f = await this.#request({ t: 'send', format: 'session', ...m });
+    return { seq: f.seq as number, duplicate: f.duplicate as boolean, receipt: f.receipt as Receipt | undefined };
+  }
+
+  /**
+   * Has the gateway make an OCPP call to a station (for example a
+   * SetNetworkProfile whose secrets are sealed with the ocpp layer's protect).
+   * The station's answer comes back as a delivery of format 'ocpp-result'.
+   */
+  async sendOcppCall(m: { to: string; kind: string; id: string; expires: number; action: string; payload: Record<string, unknown> }): Promise<{ seq: number; duplicate: boolean; receipt?: Receipt }> {
+    const f = await this.#request({ t: 'send', format: 'ocpp-call', to: m.to, kind: m.kind, id: m.id, expires: m.expires, body: JSON.stringify({ action: m.action, payload: m.payload }) });
     return { seq: f.seq as number, duplicate: f.duplicate as boolean, receipt: f.receipt as Receipt | undefined };
   }
 

@@ -23,7 +23,7 @@ export interface Principal {
 
 /** A message as submitted: the clear metadata the gateway routes on, and the sealed body. */
 export interface Submission {
-  format: 'envelope' | 'session' | 'ocpp-csr' | 'ocpp-cert';
+  format: 'envelope' | 'session' | 'ocpp-call' | 'ocpp-result' | 'ocpp-csr' | 'ocpp-cert';
   to: string;
   kind: string;
   msgId: string;

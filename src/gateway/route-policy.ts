@@ -7,7 +7,10 @@ import type { Role } from '../core/roles.js';
  * enforce when sealing and opening), plus the clear OCPP certificate flow:
  * a charger's CSR goes to the CA service (a provisioning endpoint) and the
  * signed chain comes back. Session messages after the first flow both ways,
- * so a session kind is allowed in either direction of an allowed rule.
+ * so a session kind is allowed in either direction of an allowed rule. An
+ * endpoint may have the gateway make an OCPP call to a charger (ocpp-call,
+ * e.g. SetNetworkProfile with sealed fields) under the same rule as a sealed
+ * message of that kind, and the station's answer (ocpp-result) goes back.
  * The gateway's check is a first line only: endpoints enforce their own
  * policy on what they open.
  */
@@ -33,6 +36,11 @@ export function routeAllowed(p: RoutePolicy, from: Role, kind: string, to: Role,
       return isAllowed(p.roles, from, kind, to);
     case 'session':
       return isAllowed(p.roles, from, kind, to) || isAllowed(p.roles, to, kind, from);
+    case 'ocpp-call':
+      return to === 'charger' && isAllowed(p.roles, from, kind, to);
+    case 'ocpp-result':
+      // a station's answer to a call it was allowed to receive
+      return from === 'charger' && isAllowed(p.roles, to, kind, from);
     case 'ocpp-csr':
     case 'ocpp-cert':
       return isAllowed(OCPP_CERT_RULES, from, kind, to);

@@ -104,3 +104,43 @@ test('sealed messages flow endpoint -> charger (DataTransfer) -> endpoint throug
   assert.equal(await gw.store.depth('CP-SIM'), 0, 'the charger\'s Accepted removed the message');
   await pc.close();
 });
+
+test('an endpoint has the gateway make an OCPP call to a station; the answer comes back; a schema-invalid call is dead-lettered', async () => {
+  const provDir = await w.identity(ca, 'provisioning', 'prov-call');
+  const prov = w.endpoint(provDir, w.trust(ca), [join(ca, 'crl.pem')]);
+  const inbox: Delivery[] = [];
+  const notices: { type: string; id: string }[] = [];
+  const pc = await GatewayClient.connect(gw.url, { chain: prov.id.chain, privateKey: prov.id.privateKey, onMessage: (d) => inbox.push(d), onNotice: (n) => notices.push(n) });
+  await pc.publishBundle(w.bundle(provDir));
+  const cp = ocppClient({ url: ocppUrl() }, 'CP-201', 'ocpp2.0.1');
+  const seen: unknown[] = [];
+  cp.handle('SetNetworkProfile', ({ params }: { params: unknown }) => {
+    seen.push(params);
+    return { status: 'Accepted' };
+  });
+  await cp.connect();
+  try {
+    await boot(cp, 'ocpp2.0.1');
+    const payload = {
+      configurationSlot: 1,
+      connectionData: { messageTimeout: 30, ocppCsmsUrl: 'wss://csms.example/ocpp', ocppInterface: 'Wired0', ocppTransport: 'JSON', ocppVersion: 'OCPP20', securityProfile: 2 },
+    };
+    await pc.sendOcppCall({ to: 'CP-201', kind: 'credentials', id: 'call-1', expires: Date.now() + 60_000, action: 'SetNetworkProfile', payload });
+    const deadline = Date.now() + 5000;
+    while (inbox.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(seen, [payload]);
+    assert.equal(inbox[0]!.format, 'ocpp-result');
+    assert.deepEqual(JSON.parse(inbox[0]!.body), { action: 'SetNetworkProfile', inReplyTo: 'call-1', result: { status: 'Accepted' } });
+    await pc.ack(inbox[0]!.seq);
+    // Not schema-valid for the station's protocol: never reaches it, ends in the dead-letter store.
+    await pc.sendOcppCall({ to: 'CP-201', kind: 'credentials', id: 'call-2', expires: Date.now() + 60_000, action: 'SetNetworkProfile', payload: { configurationSlot: 'one' } });
+    while (!notices.some((n) => n.id === 'call-2') && Date.now() < deadline + 20_000) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(notices.find((n) => n.id === 'call-2')?.type, 'dead-letter');
+    assert.equal(seen.length, 1);
+    // A role the policy does not allow to send credentials to a charger is refused at submission.
+    await assert.rejects(pc.sendOcppCall({ to: 'CP-201', kind: 'payment', id: 'call-3', expires: Date.now() + 60_000, action: 'Reset', payload: { type: 'Immediate' } }), { code: 'ERR_POLICY_DENIED' });
+  } finally {
+    await cp.close({ code: 1000 });
+    await pc.close();
+  }
+});

@@ -172,9 +172,10 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
       return { format: 'envelope', to: meta.to, kind: meta.kind, msgId: meta.id, expires: meta.expires, body: f.body };
     }
     if (f.to === undefined || f.kind === undefined || f.id === undefined || f.expires === undefined) {
-      throw new EvsealError('ERR_INVALID_INPUT', 'send: a session message needs to, kind, id and expires');
+      throw new EvsealError('ERR_INVALID_INPUT', `send: a ${f.format} message needs to, kind, id and expires`);
     }
-    return { format: 'session', to: f.to, kind: f.kind, msgId: f.id, expires: f.expires, body: f.body };
+    if (f.format === 'ocpp-call') checkOcppCall(f.body);
+    return { format: f.format, to: f.to, kind: f.kind, msgId: f.id, expires: f.expires, body: f.body };
   }
 
   async function handle(c: Conn, f: ClientFrame): Promise<void> {
@@ -276,6 +277,15 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
       await new Promise<void>((r) => wss.close(() => r()));
     },
   };
+}
+
+/** An OCPP call an endpoint asks the gateway to make to a station: {"action", "payload"}; the station's schema is checked when it is sent. */
+function checkOcppCall(body: string): void {
+  const v = safeJson(body) as { action?: unknown; payload?: unknown } | undefined;
+  const ok = typeof v === 'object' && v !== null && Object.keys(v).every((k) => k === 'action' || k === 'payload');
+  if (!ok || typeof v.action !== 'string' || !/^[A-Za-z]{1,64}$/.test(v.action) || typeof v.payload !== 'object' || v.payload === null || Array.isArray(v.payload)) {
+    throw new EvsealError('ERR_INVALID_INPUT', 'ocpp-call body must be {"action": string, "payload": object}');
+  }
 }
 
 function safeJson(data: unknown): unknown {

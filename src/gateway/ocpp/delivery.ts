@@ -1,7 +1,8 @@
 import ocpp from 'ocpp-rpc';
 import type { DeliverySink, GatewayContext } from '../context.js';
 import type { QueuedMessage } from '../store/store.js';
-import { EVSEAL_VENDOR } from './carriers.js';
+import { createHash } from 'node:crypto';
+import { EVSEAL_VENDOR, stationPrincipal } from './carriers.js';
 import type { OcppProtocol } from './validators.js';
 
 /** A connected charger as seen by the delivery side: one CALL at a time, answered or failed. */
@@ -20,6 +21,10 @@ export function deliveryCall(m: QueuedMessage, protocol: OcppProtocol): { action
     // A ratchet message has no clear header of its own: its metadata travels beside it.
     const data = JSON.stringify({ from: m.sender, kind: m.kind, id: m.msgId, expires: m.expires, body: m.body });
     return { action: 'DataTransfer', params: { vendorId: EVSEAL_VENDOR, messageId: 'session', data } };
+  }
+  if (m.format === 'ocpp-call') {
+    const c = JSON.parse(m.body) as { action: string; payload: Record<string, unknown> }; // checked at submission
+    return { action: c.action, params: c.payload };
   }
   if (m.format === 'ocpp-cert') {
     let c: { certificateChain?: unknown; certificateType?: unknown; requestId?: unknown };
@@ -60,15 +65,24 @@ export function stationSink(ctx: GatewayContext, stationId: string, link: Statio
   let running = false;
   let closed = false;
 
+  /** Any CALLRESULT completes an ocpp-call: the station's answer goes back to the endpoint that asked. */
+  async function returnResult(m: QueuedMessage, action: string, result: unknown): Promise<void> {
+    const body = JSON.stringify({ action, inReplyTo: m.msgId, result });
+    const msgId = createHash('sha256').update(`ocpp-result\0${m.msgId}`).digest('base64url').slice(0, 22);
+    await ctx.router.submit(stationPrincipal(stationId), { format: 'ocpp-result', to: m.sender, kind: m.kind, msgId, expires: Math.max(m.expires, ctx.now() + 60_000), body });
+  }
+
   async function deliver(m: QueuedMessage): Promise<void> {
     const call = deliveryCall(m, link.protocol);
     let reason: string | undefined;
+    let result: { action: string; r: unknown } | undefined;
     if (!call) {
       reason = `format ${m.format} cannot be delivered to a station`;
     } else {
       try {
         const r = (await link.call(call.action, call.params)) as { status?: unknown };
-        if (r?.status !== 'Accepted') reason = `rejected (${String(r?.status)})`;
+        if (m.format === 'ocpp-call') result = { action: call.action, r };
+        else if (r?.status !== 'Accepted') reason = `rejected (${String(r?.status)})`;
       } catch (e) {
         // Lost with the connection: not an attempt against the message. It is
         // still in the mailbox and goes out again when the station reattaches.
@@ -77,6 +91,8 @@ export function stationSink(ctx: GatewayContext, stationId: string, link: Statio
       }
     }
     if (reason === undefined) {
+      // The station has acted on the call: never repeat it, even if its answer cannot be routed back.
+      if (result) await returnResult(m, result.action, result.r).catch((e: unknown) => ctx.log.warn({ stationId, msgId: m.msgId, err: (e as Error).message }, 'ocpp-call result not returned'));
       await ctx.router.ack(stationId, m.seq);
       ctx.log.debug({ stationId, seq: m.seq, msgId: m.msgId }, 'delivered to station');
     } else {
