@@ -187,7 +187,21 @@ interface ParsedEnvelope {
 export function parseEnvelope(text: string): ParsedEnvelope {
   if (text.length > MAX_ENVELOPE_CHARS) throw new EvsealError('ERR_INVALID_INPUT', 'envelope too large');
   const o = splitEnvelope(text);
-  const hdrBytes = fromB64u(o.hdr, 'envelope.hdr');
+  const { hdr, hdrBytes } = parseHeader(o.hdr);
+  const chainB64 = o.chain;
+  if (chainB64.length < 1 || chainB64.length > 2) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: chain length');
+  return {
+    hdr,
+    hdrBytes,
+    chain: chainB64.map((c, i) => fromB64u(c, `envelope.chain[${i}]`)),
+    enc: fromB64u(o.enc, 'envelope.enc'),
+    ct: fromB64u(o.ct, 'envelope.ct'),
+    sig: fromB64u(o.sig, 'envelope.sig'),
+  };
+}
+
+function parseHeader(hdrB64: string): { hdr: EnvelopeHeader; hdrBytes: Uint8Array } {
+  const hdrBytes = fromB64u(hdrB64, 'envelope.hdr');
   let hdrText: string;
   try {
     hdrText = fromUtf8(hdrBytes);
@@ -201,16 +215,22 @@ export function parseEnvelope(text: string): ParsedEnvelope {
   if (fromB64u(h.fromCert, 'fromCert').length !== 32 || fromB64u(h.id, 'id').length !== 16 || fromB64u(h.kid, 'kid').length !== 16) {
     throw new EvsealError('ERR_INVALID_INPUT', 'envelope header: bad field length');
   }
-  const chainB64 = o.chain;
-  if (chainB64.length < 1 || chainB64.length > 2) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: chain length');
-  return {
-    hdr: h as unknown as EnvelopeHeader,
-    hdrBytes,
-    chain: chainB64.map((c, i) => fromB64u(c, `envelope.chain[${i}]`)),
-    enc: fromB64u(o.enc, 'envelope.enc'),
-    ct: fromB64u(o.ct, 'envelope.ct'),
-    sig: fromB64u(o.sig, 'envelope.sig'),
-  };
+  return { hdr: h as unknown as EnvelopeHeader, hdrBytes };
+}
+
+const B64U = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * The clear header of an envelope, for intermediaries that route on it:
+ * the whole envelope is checked for canonical form and its other fields for
+ * the base64url alphabet, but only the header is decoded. Nothing is verified.
+ */
+export function envelopeHeader(text: string): EnvelopeHeader {
+  if (text.length > MAX_ENVELOPE_CHARS) throw new EvsealError('ERR_INVALID_INPUT', 'envelope too large');
+  const o = splitEnvelope(text);
+  if (o.chain.length < 1 || o.chain.length > 2) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: chain length');
+  for (const f of [...o.chain, o.enc, o.ct, o.sig]) if (!B64U.test(f)) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: a field is not base64url');
+  return parseHeader(o.hdr).hdr;
 }
 
 /** Clear metadata only, for `evseal inspect` and intermediaries. Nothing is verified. */

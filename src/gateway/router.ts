@@ -74,6 +74,12 @@ export class MailRouter implements Router {
   readonly #now: () => number;
   readonly #roleOf: (id: string) => Promise<Role | undefined>;
   readonly #sinks = new Map<string, Attached>();
+  /**
+   * Messages held per recipient, counted here instead of by a query per
+   * submission: read from the store the first time a recipient is seen, then
+   * kept up to date by this process (a single-process gateway owns its store).
+   */
+  readonly #depth = new Map<string, number>();
   #queue: Pending[] = [];
   #flushing = false;
   #scheduled = false;
@@ -131,9 +137,11 @@ export class MailRouter implements Router {
       if (!routeAllowed(this.#policy, from.role, s.kind, toRole, s.format)) {
         throw new EvsealError('ERR_POLICY_DENIED', `route policy forbids ${s.kind} from ${from.role} to ${toRole}`);
       }
-      if ((await this.#store.depth(s.to)) >= this.#limits.maxQueuePerRecipient) {
-        throw new EvsealError('ERR_LIMIT', `mailbox of ${s.to} is full`);
-      }
+      let depth = this.#depth.get(s.to);
+      if (depth === undefined) this.#depth.set(s.to, (depth = await this.#store.depth(s.to)));
+      if (depth >= this.#limits.maxQueuePerRecipient) throw new EvsealError('ERR_LIMIT', `mailbox of ${s.to} is full`);
+      // Counted now, so a batch of submissions cannot overshoot the limit; undone for duplicates and failures.
+      this.#depth.set(s.to, depth + 1);
     } catch (e) {
       this.#metrics.refused.inc({ code: e instanceof EvsealError ? e.code : 'ERR_INTERNAL' });
       throw e;
@@ -171,7 +179,8 @@ export class MailRouter implements Router {
       batch.forEach((p, i) => {
         const r = results[i]!;
         const idx = auditIndexes[i];
-        if (!r.duplicate) {
+        if (r.duplicate) this.#addDepth(p.s.to, -1);
+        else {
           this.#metrics.routed.inc({ format: p.s.format });
           this.#metrics.queued.inc();
           recipients.add(p.s.to);
@@ -182,11 +191,19 @@ export class MailRouter implements Router {
       for (const to of recipients) this.#pump(to);
     } catch (e) {
       this.#log.error({ err: (e as Error).message }, 'enqueue failed');
-      for (const p of batch) p.reject(new EvsealError('ERR_STATE', 'message could not be stored'));
+      for (const p of batch) {
+        this.#addDepth(p.s.to, -1);
+        p.reject(new EvsealError('ERR_STATE', 'message could not be stored'));
+      }
     } finally {
       this.#flushing = false;
       if (this.#queue.length > 0) this.#schedule();
     }
+  }
+
+  #addDepth(recipient: string, n: number): void {
+    const d = this.#depth.get(recipient);
+    if (d !== undefined) this.#depth.set(recipient, Math.max(0, d + n));
   }
 
   attach(recipient: string, sink: DeliverySink): () => void {
@@ -266,6 +283,7 @@ export class MailRouter implements Router {
       this.#pump(recipient);
     }
     if (removed.length === 0) return [];
+    this.#addDepth(recipient, -removed.length);
     this.#metrics.delivered.inc(removed.length);
     this.#metrics.queued.dec(removed.length);
     for (const m of removed) this.#metrics.deliveryLatency.observe(Math.max(0, now - m.created) / 1000);
@@ -283,6 +301,7 @@ export class MailRouter implements Router {
       if (m) {
         await this.#audit.sync();
         this.#metrics.deadLettered.inc();
+        this.#addDepth(recipient, -1);
         this.#metrics.queued.dec();
         this.#log.warn({ msgId: m.msgId, sender: m.sender, recipient, attempts }, 'message dead-lettered');
         const senderSink = this.#sinks.get(m.sender);
@@ -320,6 +339,7 @@ export class MailRouter implements Router {
     if (gone.length === 0) return 0;
     await this.#audit.sync();
     this.#metrics.expired.inc(gone.length);
+    for (const m of gone) this.#addDepth(m.recipient, -1);
     this.#metrics.queued.dec(gone.length);
     for (const sender of new Set(gone.map((m) => m.sender))) {
       const s = this.#sinks.get(sender);

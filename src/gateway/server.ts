@@ -90,10 +90,17 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   await trust.load(o.crlFiles ?? []);
   trust.watch(o.crlFiles ?? []);
 
+  // Recipient roles, cached briefly: a role never changes for an id, but a
+  // station may be added (by another process) or a bundle published.
+  const roles = new Map<string, { role: Role; until: number }>();
   const roleOf = async (rid: string): Promise<Role | undefined> => {
-    if (await store.getStation(rid)) return 'charger';
-    const r = await store.bundleRole(rid);
-    return isRole(r) ? r : undefined;
+    const hit = roles.get(rid);
+    if (hit && hit.until > now()) return hit.role;
+    const r = (await store.getStation(rid)) ? 'charger' : await store.bundleRole(rid);
+    if (!isRole(r)) return undefined;
+    if (roles.size > 100_000) roles.clear();
+    roles.set(rid, { role: r, until: now() + 30_000 });
+    return r;
   };
   const router = new MailRouter({ store, audit, metrics, log, policy: defaultRoutePolicy(o.rolePolicy), limits: o.limits, now, roleOf });
   const directory = new Directory(store, trust, now);

@@ -114,7 +114,7 @@ test('an endpoint has the gateway make an OCPP call to a station; the answer com
   await pc.publishBundle(w.bundle(provDir));
   const cp = ocppClient({ url: ocppUrl() }, 'CP-201', 'ocpp2.0.1');
   const seen: unknown[] = [];
-  cp.handle('SetNetworkProfile', ({ params }: { params: unknown }) => {
+  cp.handle('SetNetworkProfile', async ({ params }: { params?: unknown }) => {
     seen.push(params);
     return { status: 'Accepted' };
   });

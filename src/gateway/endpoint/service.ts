@@ -5,7 +5,7 @@ import { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { b64u, fromB64u } from '../../core/base64url.js';
 import { EXPORTER_LABEL, NONCE_BYTES, verifyChallenge } from '../../core/challenge.js';
-import { inspectEnvelope } from '../../core/envelope.js';
+import { envelopeHeader } from '../../core/envelope.js';
 import { EvsealError, VerificationFailure } from '../../core/errors.js';
 import { prekeyFromJSON, prekeyToJSON, verifyPrekey } from '../../core/prekey.js';
 import type { ValidatedIdentity } from '../../core/x509/index.js';
@@ -54,8 +54,22 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
   const conns = new Map<string, Conn>();
   const log = ctx.log.child({ component: 'endpoint' });
 
+  // Frames produced in one turn of the event loop (a committed batch answers
+  // many submissions at once) leave in one write: the socket is corked until
+  // the loop comes round again.
+  const corked = new WeakSet<WebSocket>();
   const send = (ws: WebSocket, frame: Record<string, unknown>): void => {
-    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(frame));
+    if (ws.readyState !== ws.OPEN) return;
+    const sock = (ws as unknown as { _socket?: Duplex })._socket;
+    if (sock && !corked.has(ws)) {
+      corked.add(ws);
+      sock.cork();
+      setImmediate(() => {
+        corked.delete(ws);
+        sock.uncork();
+      });
+    }
+    ws.send(JSON.stringify(frame));
   };
 
   function refuse(ws: WebSocket, reason: string, code: number = CLOSE.authFailed): void {
@@ -162,7 +176,7 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
   /** The clear metadata of a submission: an envelope's own header is authoritative. */
   function submission(c: Conn, f: Extract<ClientFrame, { t: 'send' }>): Submission {
     if (f.format === 'envelope') {
-      const h = inspectEnvelope(f.body);
+      const h = envelopeHeader(f.body);
       // A sender may only send as itself, with the certificate it authenticated with.
       if (h.from !== c.identity.id || h.fromCert !== b64u(c.identity.certHash)) throw new EvsealError('ERR_POLICY_DENIED', 'envelope sender is not the authenticated endpoint');
       const meta = { to: h.to, kind: h.kind, id: h.id, expires: h.expires * 1000 };

@@ -1,4 +1,4 @@
-import { inspectEnvelope } from '../../core/envelope.js';
+import { envelopeHeader } from '../../core/envelope.js';
 import { EvsealError } from '../../core/errors.js';
 import type { GatewayContext, Principal } from '../context.js';
 
@@ -63,7 +63,7 @@ function textArg(data: unknown): string {
 
 async function submitEnvelope(ctx: GatewayContext, stationId: string, data: unknown): Promise<CarrierResult> {
   const body = textArg(data);
-  const h = inspectEnvelope(body);
+  const h = envelopeHeader(body);
   // A station authenticated as X may only send as X: the recipient verifies
   // the signature anyway, but the mailbox and the audit log name the sender.
   if (h.from !== stationId) throw new EvsealError('ERR_POLICY_DENIED', 'envelope sender differs from the station id');
