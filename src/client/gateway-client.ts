@@ -9,7 +9,7 @@ import { EvsealError, type ErrorCode } from '../core/errors.js';
 /** A message delivered by the gateway (docs/gateway-protocol.md §3.3). */
 export interface Delivery {
   seq: number;
-  format: 'envelope' | 'session' | 'ocpp-result';
+  format: 'envelope' | 'session' | 'ocpp-result' | 'ocpp-csr';
   from: string;
   kind: string;
   id: string;
@@ -196,6 +196,13 @@ export class GatewayClient {
    */
   async sendOcppCall(m: { to: string; kind: string; id: string; expires: number; action: string; payload: Record<string, unknown> }): Promise<{ seq: number; duplicate: boolean; receipt?: Receipt }> {
     const f = await this.#request({ t: 'send', format: 'ocpp-call', to: m.to, kind: m.kind, id: m.id, expires: m.expires, body: JSON.stringify({ action: m.action, payload: m.payload }) });
+    return { seq: f.seq as number, duplicate: f.duplicate as boolean, receipt: f.receipt as Receipt | undefined };
+  }
+
+  /** A CA service's signed certificate chain for a station's forwarded CSR (format ocpp-cert; the gateway sends it as CertificateSigned). */
+  async sendOcppCert(m: { to: string; id: string; expires: number; certificateChain: string; certificateType?: string; requestId?: number }): Promise<{ seq: number; duplicate: boolean; receipt?: Receipt }> {
+    const { to, id, expires, ...body } = m;
+    const f = await this.#request({ t: 'send', format: 'ocpp-cert', to, kind: 'certificate', id, expires, body: JSON.stringify(body) });
     return { seq: f.seq as number, duplicate: f.duplicate as boolean, receipt: f.receipt as Receipt | undefined };
   }
 

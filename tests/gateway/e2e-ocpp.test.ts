@@ -13,6 +13,8 @@ import { GatewayClient, type Delivery } from '../../src/client/gateway-client.js
 import { runSimCharger, type SimEvent } from '../../src/gateway/ocpp/sim-charger.js';
 import { ocppClient, PASSWORD, boot } from './helpers/ocpp-clients.js';
 import type { OcppProtocol } from '../../src/gateway/ocpp/validators.js';
+import { initIdentity } from '../../src/keystore/identity-dir.js';
+import { signCsrWithCaDir } from '../../src/keystore/ca-dir.js';
 
 const w = new World();
 w.now = Date.now();
@@ -22,7 +24,7 @@ const ocppUrl = () => `${gw.url}/ocpp`;
 
 before(async () => {
   ca = await w.ca('ca');
-  gw = await startGateway({ port: 0, dataDir: w.path('data'), trust: w.trust(ca), crlFiles: [join(ca, 'crl.pem')], log: pino({ level: 'silent' }) });
+  gw = await startGateway({ port: 0, dataDir: w.path('data'), trust: w.trust(ca), crlFiles: [join(ca, 'crl.pem')], caService: 'ca-svc', log: pino({ level: 'silent' }) });
   for (const id of ['CP-16', 'CP-201', 'CP-21', 'CP-SIM']) await addStation(gw.store, { id, password: PASSWORD }, Date.now());
 });
 after(async () => {
@@ -142,5 +144,43 @@ test('an endpoint has the gateway make an OCPP call to a station; the answer com
   } finally {
     await cp.close({ code: 1000 });
     await pc.close();
+  }
+});
+
+test('SignCertificate goes to the CA service endpoint, which signs; the gateway only carries the chain back as CertificateSigned', async () => {
+  const svcDir = await w.identity(ca, 'provisioning', 'ca-svc');
+  const svc = w.endpoint(svcDir, w.trust(ca), [join(ca, 'crl.pem')]);
+  const csrs: Delivery[] = [];
+  const sc = await GatewayClient.connect(gw.url, { chain: svc.id.chain, privateKey: svc.id.privateKey, onMessage: (d) => csrs.push(d) });
+  await sc.publishBundle(w.bundle(svcDir));
+  const cp = ocppClient({ url: ocppUrl() }, 'CP-21', 'ocpp2.1');
+  const signed: { certificateChain?: string }[] = [];
+  cp.handle('CertificateSigned', async ({ params }: { params?: unknown }) => {
+    signed.push(params as { certificateChain?: string });
+    return { status: 'Accepted' };
+  });
+  await cp.connect();
+  try {
+    await boot(cp, 'ocpp2.1');
+    const { csrPem } = await initIdentity(w.path('new-cp21'), { role: 'charger', id: 'CP-21', operator: 'ChargeCo', plaintext: true });
+    assert.equal(((await cp.call('SignCertificate', { csr: csrPem, certificateType: 'ChargingStationCertificate' })) as { status: string }).status, 'Accepted');
+    const deadline = Date.now() + 5000;
+    while (csrs.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(csrs[0]!.format, 'ocpp-csr');
+    const req = JSON.parse(csrs[0]!.body) as { csr: string; certificateType: string };
+    assert.equal(req.csr, csrPem);
+    const { certPem } = await signCsrWithCaDir(ca, req.csr, { now: new Date(Date.now() - 60_000) });
+    await sc.sendOcppCert({ to: 'CP-21', id: 'cert-1', expires: Date.now() + 60_000, certificateChain: certPem, certificateType: req.certificateType });
+    await sc.ack(csrs[0]!.seq);
+    while (signed.length === 0 && Date.now() < deadline + 5000) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(signed[0]!.certificateChain, certPem);
+    // Only the CA service's role may send certificates to a charger.
+    const tool = w.endpoint(await w.identity(ca, 'service-tool', 'tool-cert'), w.trust(ca), [join(ca, 'crl.pem')]);
+    const tc = await GatewayClient.connect(gw.url, { chain: tool.id.chain, privateKey: tool.id.privateKey });
+    await assert.rejects(tc.sendOcppCert({ to: 'CP-21', id: 'cert-2', expires: Date.now() + 60_000, certificateChain: certPem }), { code: 'ERR_POLICY_DENIED' });
+    await tc.close();
+  } finally {
+    await cp.close({ code: 1000 });
+    await sc.close();
   }
 });

@@ -7,7 +7,7 @@ import { EvsealError } from '../../core/errors.js';
  */
 export type ClientFrame =
   | { t: 'auth'; chain: string[]; nonce: string; sig: string }
-  | { t: 'send'; ref: number; format: 'envelope' | 'session' | 'ocpp-call'; to?: string; kind?: string; id?: string; expires?: number; body: string }
+  | { t: 'send'; ref: number; format: 'envelope' | 'session' | 'ocpp-call' | 'ocpp-cert'; to?: string; kind?: string; id?: string; expires?: number; body: string }
   | { t: 'ack'; seqs: number[] }
   | { t: 'nack'; seq: number; reason: string }
   | { t: 'notice-ack'; seq: number }
@@ -83,8 +83,8 @@ export function parseClientFrame(text: string): ClientFrame {
     if (!ok(o[k], kind)) throw new EvsealError('ERR_INVALID_INPUT', `${t}: ${k} must be ${kind}`);
   }
   if (t === 'nack' && (o.reason as string).length > 200) throw new EvsealError('ERR_INVALID_INPUT', 'nack: reason too long');
-  if (t === 'send' && o.format !== 'envelope' && o.format !== 'session' && o.format !== 'ocpp-call') {
-    throw new EvsealError('ERR_INVALID_INPUT', 'send: format must be envelope, session or ocpp-call');
+  if (t === 'send' && !['envelope', 'session', 'ocpp-call', 'ocpp-cert'].includes(o.format as string)) {
+    throw new EvsealError('ERR_INVALID_INPUT', 'send: format must be envelope, session, ocpp-call or ocpp-cert');
   }
   return o as unknown as ClientFrame;
 }

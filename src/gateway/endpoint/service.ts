@@ -189,6 +189,7 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
       throw new EvsealError('ERR_INVALID_INPUT', `send: a ${f.format} message needs to, kind, id and expires`);
     }
     if (f.format === 'ocpp-call') checkOcppCall(f.body);
+    if (f.format === 'ocpp-cert') checkOcppCert(f.body);
     return { format: f.format, to: f.to, kind: f.kind, msgId: f.id, expires: f.expires, body: f.body };
   }
 
@@ -299,6 +300,16 @@ function checkOcppCall(body: string): void {
   const ok = typeof v === 'object' && v !== null && Object.keys(v).every((k) => k === 'action' || k === 'payload');
   if (!ok || typeof v.action !== 'string' || !/^[A-Za-z]{1,64}$/.test(v.action) || typeof v.payload !== 'object' || v.payload === null || Array.isArray(v.payload)) {
     throw new EvsealError('ERR_INVALID_INPUT', 'ocpp-call body must be {"action": string, "payload": object}');
+  }
+}
+
+/** A CA service's answer to a forwarded CSR: {"certificateChain": PEM, "certificateType"?, "requestId"?}. */
+function checkOcppCert(body: string): void {
+  const v = safeJson(body) as Record<string, unknown> | undefined;
+  const keys = ['certificateChain', 'certificateType', 'requestId'];
+  const ok = typeof v === 'object' && v !== null && Object.keys(v).every((k) => keys.includes(k));
+  if (!ok || typeof v.certificateChain !== 'string' || !v.certificateChain.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new EvsealError('ERR_INVALID_INPUT', 'ocpp-cert body must be {"certificateChain": PEM, "certificateType"?, "requestId"?}');
   }
 }
 
