@@ -10,6 +10,7 @@ import { registerMessaging } from './commands/messaging.js';
 import { registerAudit } from './commands/audit.js';
 import { registerStation } from './commands/station.js';
 import { registerSim } from './commands/sim.js';
+import { registerTool } from './commands/tool.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -27,6 +28,7 @@ registerMessaging(program);
 registerAudit(program);
 registerStation(program);
 registerSim(program);
+registerTool(program);
 
 /** One line on stderr and a non-zero exit: 1 for a refused operation, 2 for bad usage. */
 function fail(e: unknown): never {

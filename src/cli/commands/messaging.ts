@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { GatewayClient, type Delivery } from '../../client/gateway-client.js';
+import { GatewayClient, type Delivery, type Notice } from '../../client/gateway-client.js';
 import { verifyReceipt } from '../../gateway/audit/log.js';
 import { publicKeyFromB64u } from '../../gateway/identity.js';
 import { EvsealError } from '../../core/errors.js';
@@ -15,7 +15,7 @@ import { collect, intArg } from '../options.js';
 import { printJson, readInput, wallClock } from '../io.js';
 import { passphraseFor } from '../passphrase.js';
 
-interface NetOpts {
+export interface NetOpts {
   as: string;
   gateway: string;
   trust: string;
@@ -26,7 +26,8 @@ interface NetOpts {
   gatewayCa?: string;
 }
 
-function netOptions(c: Command): Command {
+/** The options every gateway-connected command shares (send, recv, tool). */
+export function netOptions(c: Command): Command {
   return c
     .requiredOption('--as <ID_DIR>', "this endpoint's identity directory")
     .requiredOption('--gateway <URL>', 'gateway base URL, e.g. ws://127.0.0.1:9220')
@@ -39,7 +40,7 @@ function netOptions(c: Command): Command {
 }
 
 /** Loads the endpoint, connects and publishes its bundle and one-time prekeys, so peers can reach it. */
-async function connect(o: NetOpts, handlers: { onMessage?: (d: Delivery) => void } = {}): Promise<{ ep: Endpoint; gw: GatewayClient }> {
+export async function connect(o: NetOpts, handlers: { onMessage?: (d: Delivery) => void; onNotice?: (n: Notice) => void } = {}): Promise<{ ep: Endpoint; gw: GatewayClient }> {
   const ep = Endpoint.load(o.as, {
     passphrase: await passphraseFor(o.as),
     trust: loadTrust(o.trust),
@@ -54,6 +55,7 @@ async function connect(o: NetOpts, handlers: { onMessage?: (d: Delivery) => void
     gatewayKey: o.gatewayKey,
     ca: o.gatewayCa ? readFileSync(o.gatewayCa, 'utf8') : undefined,
     onMessage: handlers.onMessage,
+    onNotice: handlers.onNotice,
   });
   await gw.publishBundle(readFileSync(join(o.as, 'bundle.json'), 'utf8'));
   const otks = readPublicOneTime(o.as);

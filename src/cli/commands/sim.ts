@@ -26,7 +26,9 @@ function describe(e: SimEvent): string {
     case 'replay':
       return `already processed ${e.msgId} from ${e.from}: acknowledged again`;
     case 'refused':
-      return `refused ${e.msgId ?? 'a delivery'} [${e.code}]`;
+      return `refused ${e.msgId ?? 'a delivery'}${e.from ? ` from ${e.from}` : ''} [${e.code}]`;
+    case 'command':
+      return `command ${e.cmd} from ${e.from} (${e.operator}) in ${e.msgId}: ${e.ok ? 'done' : `failed [${e.error}]`}`;
     case 'replied':
       return `replied to ${e.inReplyTo}: sealed ${e.kind} to ${e.to} (seq ${e.seq})`;
     case 'reply-failed':
@@ -41,7 +43,7 @@ export function registerSim(program: Command): void {
 
   sim
     .command('charger')
-    .description('a simulated charging station (ocpp-rpc, strict mode): boots, heartbeats, opens and answers sealed messages')
+    .description('a simulated charging station (ocpp-rpc, strict mode): boots, heartbeats, opens and answers sealed messages, takes service-tool commands over sessions')
     .requiredOption('--as <ID_DIR>', 'the charger\'s identity directory (its id is the OCPP station id)')
     .requiredOption('--gateway <URL>', 'the gateway\'s OCPP endpoint, e.g. ws://127.0.0.1:8080/ocpp')
     .option('--password <P>', 'Basic-auth password (security profiles 1 and 2)')
@@ -54,6 +56,8 @@ export function registerSim(program: Command): void {
     .option('--heartbeat-interval <SECONDS>', 'seconds between heartbeats (default: the interval from BootNotification)', intArg)
     .option('--count <N>', 'exit after N messages were opened and answered', intArg)
     .option('--out-dir <DIR>', 'write each plaintext to DIR/<msgId>.bin (never to stdout)')
+    .option('--tool-operator <NAME>', 'an operator whose service tools may command this charger (repeatable; default: the charger\'s own operator)', collect, [])
+    .option('--tool-session-max-age <SECONDS>', 'a service-tool session older than this takes no more commands', intArg, 900)
     .option('--tls-ca <PEM>', 'CA certificate that signed the gateway\'s TLS certificate (wss://)')
     .option('--tls-cert <PEM>', 'TLS client certificate (security profile 3)')
     .option('--tls-key <PEM>', 'private key of --tls-cert')
@@ -88,6 +92,8 @@ export function registerSim(program: Command): void {
             count: o.count,
             outDir: o.outDir,
             rolePolicy,
+            toolOperators: o.toolOperator,
+            toolSessionMaxAgeSec: o.toolSessionMaxAge,
             wsOpts,
             onEvent: (e) => process.stdout.write((o.json ? JSON.stringify(e) : describe(e)) + '\n'),
           },

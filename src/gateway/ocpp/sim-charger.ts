@@ -9,6 +9,7 @@ import type { Role } from '../../core/roles.js';
 import { writeFileAtomic } from '../../keystore/atomic-file.js';
 import type { Endpoint } from '../../keystore/endpoint.js';
 import { EVSEAL_VENDOR, type CarrierResult } from './carriers.js';
+import { ChargerCommands, type OutgoingSession } from './sim-commands.js';
 import { ocppValidators, type OcppProtocol } from './validators.js';
 
 /**
@@ -16,7 +17,9 @@ import { ocppValidators, type OcppProtocol } from './validators.js';
  * the CLI imports it). It is an ocpp-rpc client in strict mode that boots,
  * heartbeats, opens the sealed messages the gateway delivers and answers
  * each with a sealed reply when the role policy lets a charger write back
- * to the sender's role. It reports metadata only, never a plaintext.
+ * to the sender's role. It also takes service-tool commands over sessions
+ * (`session` deliveries, see sim-commands.ts and docs/service-tool.md) and
+ * answers them in the same session. It reports metadata only, never a plaintext.
  */
 
 export type SimEvent =
@@ -24,7 +27,8 @@ export type SimEvent =
   | { type: 'heartbeat'; currentTime: string }
   | { type: 'opened'; msgId: string; from: string; role: string; kind: string; size: number; file?: string }
   | { type: 'replay'; msgId: string; from: string }
-  | { type: 'refused'; msgId?: string; code: string }
+  | { type: 'refused'; msgId?: string; from?: string; code: string }
+  | { type: 'command'; msgId: string; from: string; operator: string; cmd: string; ok: boolean; error?: string }
   | { type: 'replied'; inReplyTo: string; to: string; kind: string; seq: number }
   | { type: 'reply-failed'; inReplyTo: string; to: string; code: string }
   | { type: 'notice'; notice: unknown };
@@ -44,6 +48,10 @@ export interface SimChargerOptions {
   /** Each plaintext is written here as <msgId>.bin; without it plaintexts are discarded. */
   outDir?: string;
   rolePolicy?: RolePolicy;
+  /** Operators whose service tools may command this charger (default: the charger's own operator). */
+  toolOperators?: string[];
+  /** A tool session older than this takes no more commands (seconds, default 900). */
+  toolSessionMaxAgeSec?: number;
   /** Extra `ws` options, e.g. { ca, cert, key } for TLS and mutual TLS. */
   wsOpts?: Record<string, unknown>;
   onEvent: (e: SimEvent) => void;
@@ -98,6 +106,7 @@ export async function runSimCharger(o: SimChargerOptions, signal?: AbortSignal):
   const me = ep.id.file;
   const policy = o.rolePolicy ?? DEFAULT_ROLE_POLICY;
   const journal = new ProcessedJournal(ep.id.dir);
+  const commands = new ChargerCommands(ep, { toolOperators: o.toolOperators, maxSessionAgeSec: o.toolSessionMaxAgeSec });
   if (o.outDir) mkdirSync(o.outDir, { recursive: true, mode: 0o700 });
   const client: Client = new ocpp.RPCClient({
     endpoint: o.gateway.replace(/\/+$/, ''),
@@ -177,6 +186,41 @@ export async function runSimCharger(o: SimChargerOptions, signal?: AbortSignal):
     return { status: 'Accepted' };
   }
 
+  /** Sends a sealed command result through the station -> gateway `session` carrier; the journal forgets it once the gateway holds it. */
+  async function sendSessionReply(key: string, m: OutgoingSession, inReplyTo: string): Promise<void> {
+    let code: string;
+    try {
+      const r = await carrier('session', JSON.stringify(m));
+      if (r.status === 'Accepted') {
+        commands.markSent(key);
+        o.onEvent({ type: 'replied', inReplyTo, to: m.to, kind: m.kind, seq: (JSON.parse(r.data ?? '{}') as { seq: number }).seq });
+        return;
+      }
+      code = r.data ?? r.status;
+    } catch (e) {
+      code = codeOf(e);
+    }
+    o.onEvent({ type: 'reply-failed', inReplyTo, to: m.to, code });
+  }
+
+  function sessionDelivery(data: string): CarrierResult {
+    const h = commands.handle(data);
+    o.onEvent(h.event);
+    if (h.event.type === 'command') opened++;
+    const reply = h.reply;
+    if (reply) {
+      const inReplyTo = h.event.type === 'refused' ? '' : h.event.msgId;
+      // after the Accepted answer has gone out: the reply is a call of its own
+      replies = replies
+        .then(() => new Promise<void>((r) => setImmediate(r)))
+        .then(() => sendSessionReply(reply.key, reply.message, inReplyTo))
+        .finally(() => wake());
+    } else if (h.event.type !== 'replay') {
+      wake();
+    }
+    return h.answer;
+  }
+
   let markBooted: () => void = () => {};
   const booted = new Promise<void>((r) => (markBooted = r));
 
@@ -189,6 +233,7 @@ export async function runSimCharger(o: SimChargerOptions, signal?: AbortSignal):
       o.onEvent({ type: 'notice', notice: typeof p.data === 'string' ? JSON.parse(p.data) : p.data });
       return { status: 'Accepted' };
     }
+    if (p.messageId === 'session' && typeof p.data === 'string') return { ...sessionDelivery(p.data) };
     if (p.messageId !== 'envelope' || typeof p.data !== 'string') return { status: 'UnknownMessageId' };
     return { ...openDelivery(p.data) };
   });
@@ -217,6 +262,8 @@ export async function runSimCharger(o: SimChargerOptions, signal?: AbortSignal):
     const pub = await carrier('publish-bundle', readFileSync(join(ep.id.dir, 'bundle.json'), 'utf8'));
     // (a gateway without a directory answers UnknownMessageId: nothing to report then)
     if (pub.status === 'Rejected') o.onEvent({ type: 'refused', code: pub.data ?? pub.status });
+    // Command results sealed before a crash or a lost connection, not yet taken by the gateway.
+    for (const u of commands.unsentReplies()) replies = replies.then(() => sendSessionReply(u.key, u.message, u.key.slice(u.key.indexOf('/') + 1)));
 
     const intervalMs = o.heartbeatIntervalMs ?? Math.max(1, boot.interval) * 1000;
     const heartbeats = (async () => {
