@@ -1,6 +1,7 @@
 import { envelopeHeader } from '../../core/envelope.js';
 import { EvsealError } from '../../core/errors.js';
 import type { GatewayContext, Principal } from '../context.js';
+import { routeSealedFields } from './sealed-fields.js';
 
 /** The DataTransfer vendorId of every evseal carrier, in every OCPP version (docs/ocpp-carriers.md). */
 export const EVSEAL_VENDOR = 'org.evseal';
@@ -41,6 +42,10 @@ export async function handleCarrier(ctx: GatewayContext, stationId: string, mess
       }
       case 'session':
         return await submitSession(ctx, stationId, data);
+      case 'sealed-fields':
+        // 1.6: the sealed fields of a standard message travel beside it (docs/ocpp.md)
+        await routeSealedFields(ctx, stationId, { vendorId: EVSEAL_VENDOR, messageId, data });
+        return { status: 'Accepted' };
       case 'claim-prekey': {
         const prekey = await ctx.store.claimOneTimePrekey(textArg(data));
         return prekey === undefined ? rejected('ERR_NOT_FOUND') : { status: 'Accepted', data: prekey };

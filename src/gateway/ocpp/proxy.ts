@@ -8,6 +8,8 @@ import { EVSEAL_VENDOR, handleCarrier } from './carriers.js';
 import type { StationLink } from './delivery.js';
 import { CALL, CALLERROR, CALLRESULT, actionLabel, callErrorFrame, parseFrame, rpcErrorCode, validatePayload } from './frames.js';
 import { ConnectionGuard } from './limits.js';
+import { mayCarrySealedFields, routeSealedFields } from './sealed-fields.js';
+import { EvsealError } from '../../core/errors.js';
 import { isOcppProtocol, type OcppProtocol } from './validators.js';
 
 export interface ProxyOptions {
@@ -160,6 +162,9 @@ export function createProxy(ctx: GatewayContext, o: ProxyOptions, register: (c: 
       closeBoth(up, code, reason);
     });
 
+    // Frames queued behind a call whose sealed fields are being stored.
+    let ordered: Promise<void> = Promise.resolve();
+    let routing = 0;
     const strike = (kind: string, closeCode: number) => {
       ctx.metrics.badMessages.inc({ kind });
       if (!guard.strike()) return false;
@@ -221,7 +226,23 @@ export function createProxy(ctx: GatewayContext, o: ProxyOptions, register: (c: 
           return;
         }
       }
-      if (up.readyState === WebSocket.OPEN) up.send(data, { binary: isBinary });
+      const forward = (): void => {
+        if (up.readyState === WebSocket.OPEN) up.send(data, { binary: isBinary });
+      };
+      // A call with sealed fields goes upstream (unchanged) only once they are
+      // durable at the gateway; frames after it wait, so order is kept.
+      if (f.type === CALL && mayCarrySealedFields(data.toString('utf8'))) {
+        const id = f.id;
+        routing++;
+        ordered = ordered
+          .then(() => routeSealedFields(ctx, stationId, f.params))
+          .then(forward, (e: unknown) => {
+            ctx.log.info({ stationId, code: e instanceof EvsealError ? e.code : 'ERR_INTERNAL' }, 'sealed fields refused');
+            send(callErrorFrame(id, 'GenericError', `sealed fields not accepted: ${e instanceof EvsealError ? e.code : 'internal error'}`));
+          })
+          .finally(() => routing--);
+      } else if (routing > 0) ordered = ordered.then(forward);
+      else forward();
     });
   }
 

@@ -5,6 +5,8 @@ import type { GatewayContext } from '../context.js';
 import { STATION_ID, authenticateStation, type Refusal } from './auth.js';
 import { Csms, type Handler } from './csms.js';
 import { stationSink } from './delivery.js';
+import { mayCarrySealedFields, routeSealedFields } from './sealed-fields.js';
+import { EvsealError } from '../../core/errors.js';
 import { actionLabel } from './frames.js';
 import { ConnectionGuard } from './limits.js';
 import { createProxy, type OpenedStation } from './proxy.js';
@@ -183,6 +185,16 @@ export function createOcppService(ctx: GatewayContext, o: OcppServiceOptions): O
       ctx.metrics.ocppCalls.inc({ protocol, action: actionLabel(protocol, action) });
       log.debug({ stationId, action }, 'ocpp call');
       if (!fn) throw new ocpp.RPCNotImplementedError(`${action} is not handled by the built-in CSMS`);
+      if (action !== 'DataTransfer' && mayCarrySealedFields(JSON.stringify(params))) {
+        try {
+          await routeSealedFields(ctx, stationId, params);
+        } catch (e) {
+          if (!(e instanceof EvsealError)) throw e;
+          // The station must not take the CALLRESULT as covering sealed parts that were not stored.
+          log.info({ stationId, action, code: e.code }, 'sealed fields refused');
+          throw new ocpp.RPCGenericError(`sealed fields not accepted: ${e.code}`);
+        }
+      }
       try {
         return await fn(params as Record<string, unknown>);
       } catch (e) {
