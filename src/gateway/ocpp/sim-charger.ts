@@ -55,6 +55,16 @@ export interface SimChargerOptions {
   /** Extra `ws` options, e.g. { ca, cert, key } for TLS and mutual TLS. */
   wsOpts?: Record<string, unknown>;
   onEvent: (e: SimEvent) => void;
+  /** Extra OCPP handlers for CSMS → station calls (e.g. SetNetworkProfile), by action. */
+  handlers?: Record<string, (params: unknown, io: SimIo) => Promise<Record<string, unknown>>>;
+  /** Runs once after boot and bundle publication, e.g. a scripted transaction. */
+  afterBoot?: (io: SimIo) => Promise<void>;
+}
+
+/** What hooks may do with the charger's connection. */
+export interface SimIo {
+  call(action: string, params: Record<string, unknown>): Promise<unknown>;
+  carrier(messageId: string, data: string): Promise<CarrierResult>;
 }
 
 /**
@@ -221,6 +231,14 @@ export async function runSimCharger(o: SimChargerOptions, signal?: AbortSignal):
     return h.answer;
   }
 
+  const io: SimIo = { call: (action, params) => client.call(action, params), carrier };
+  for (const [action, fn] of Object.entries(o.handlers ?? {})) {
+    client.handle(action, async ({ params }) => {
+      await booted;
+      return fn(params, io);
+    });
+  }
+
   let markBooted: () => void = () => {};
   const booted = new Promise<void>((r) => (markBooted = r));
 
@@ -262,6 +280,7 @@ export async function runSimCharger(o: SimChargerOptions, signal?: AbortSignal):
     const pub = await carrier('publish-bundle', readFileSync(join(ep.id.dir, 'bundle.json'), 'utf8'));
     // (a gateway without a directory answers UnknownMessageId: nothing to report then)
     if (pub.status === 'Rejected') o.onEvent({ type: 'refused', code: pub.data ?? pub.status });
+    if (o.afterBoot) await o.afterBoot(io);
     // Command results sealed before a crash or a lost connection, not yet taken by the gateway.
     for (const u of commands.unsentReplies()) replies = replies.then(() => sendSessionReply(u.key, u.message, u.key.slice(u.key.indexOf('/') + 1)));
 
