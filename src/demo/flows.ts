@@ -13,7 +13,7 @@ import type { Endpoint } from '../keystore/endpoint.js';
 import { initIdentity, installCert, rotatePrekeys } from '../keystore/identity-dir.js';
 import { signCsrWithCaDir } from '../keystore/ca-dir.js';
 import type { RunningGateway } from '../gateway/server.js';
-import { runSimCharger, type SimEvent, type SimIo } from '../gateway/ocpp/sim-charger.js';
+import { runSimCharger, type SimEvent, type SimIo } from '../sim/charger.js';
 import type { OcppProtocol } from '../gateway/ocpp/validators.js';
 import { extractEnvelopes, loadOcppPolicy, openFields, protect, unprotect, type OcppVersion } from '../ocpp/index.js';
 import { PASSPHRASE, type DemoWorld } from './setup.js';

@@ -10,7 +10,7 @@ import { World } from '../helpers/world.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
 import { addStation } from '../../src/gateway/stations.js';
 import { GatewayClient, type Delivery } from '../../src/client/gateway-client.js';
-import { runSimCharger, type SimEvent } from '../../src/gateway/ocpp/sim-charger.js';
+import { runSimCharger, type SimEvent } from '../../src/sim/charger.js';
 import { ocppClient, PASSWORD, boot } from './helpers/ocpp-clients.js';
 import type { OcppProtocol } from '../../src/gateway/ocpp/validators.js';
 import { initIdentity } from '../../src/keystore/identity-dir.js';

@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspectEnvelope } from '../../src/core/envelope.js';
 import type { Endpoint } from '../../src/keystore/endpoint.js';
-import { runSimCharger, type SimEvent } from '../../src/gateway/ocpp/sim-charger.js';
+import { runSimCharger, type SimEvent } from '../../src/sim/charger.js';
 import type { StationState } from '../../src/gateway/ocpp/csms.js';
 import { addStation } from '../../src/gateway/stations.js';
 import { SqliteStore } from '../../src/gateway/store/sqlite.js';

@@ -15,8 +15,8 @@ import { GatewayClient } from '../../src/client/gateway-client.js';
 import { encodeCommand, encodeInitFrame } from '../../src/client/session-frames.js';
 import { b64u } from '../../src/core/base64url.js';
 import { revokeWithCaDir } from '../../src/keystore/ca-dir.js';
-import { ChargerCommands } from '../../src/gateway/ocpp/sim-commands.js';
-import type { SimEvent } from '../../src/gateway/ocpp/sim-charger.js';
+import { ChargerCommands } from '../../src/sim/commands.js';
+import type { SimEvent } from '../../src/sim/charger.js';
 import { securityEvents, toolWorld, until, type SimHandle, type ToolWorld } from './helpers/tool-fixture.js';
 
 let tw: ToolWorld;

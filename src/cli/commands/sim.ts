@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseRolePolicy } from '../../core/role-policy.js';
-import { runSimCharger, type SimEvent } from '../../gateway/ocpp/sim-charger.js';
+import { runSimCharger, type SimEvent } from '../../sim/charger.js';
 import type { OcppProtocol } from '../../gateway/ocpp/validators.js';
 import { Endpoint } from '../../keystore/endpoint.js';
 import { loadTrust } from '../../keystore/trust-files.js';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { startGateway, type RunningGateway } from '../../../src/gateway/server.js';
 import { addStation } from '../../../src/gateway/stations.js';
-import { runSimCharger, type SimEvent } from '../../../src/gateway/ocpp/sim-charger.js';
+import { runSimCharger, type SimEvent } from '../../../src/sim/charger.js';
 import { Endpoint } from '../../../src/keystore/endpoint.js';
 import { loadTrust } from '../../../src/keystore/trust-files.js';
 import { GatewayClient } from '../../../src/client/gateway-client.js';

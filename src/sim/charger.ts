@@ -2,15 +2,15 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import ocpp from 'ocpp-rpc';
-import { inspectEnvelope } from '../../core/envelope.js';
-import { EvsealError } from '../../core/errors.js';
-import { DEFAULT_ROLE_POLICY, defaultKind, type RolePolicy } from '../../core/role-policy.js';
-import type { Role } from '../../core/roles.js';
-import { writeFileAtomic } from '../../keystore/atomic-file.js';
-import type { Endpoint } from '../../keystore/endpoint.js';
-import { EVSEAL_VENDOR, type CarrierResult } from './carriers.js';
-import { ChargerCommands, type OutgoingSession } from './sim-commands.js';
-import { ocppValidators, type OcppProtocol } from './validators.js';
+import { inspectEnvelope } from '../core/envelope.js';
+import { EvsealError } from '../core/errors.js';
+import { DEFAULT_ROLE_POLICY, defaultKind, type RolePolicy } from '../core/role-policy.js';
+import type { Role } from '../core/roles.js';
+import { writeFileAtomic } from '../keystore/atomic-file.js';
+import type { Endpoint } from '../keystore/endpoint.js';
+import { EVSEAL_VENDOR, type CarrierResult } from '../gateway/ocpp/carriers.js';
+import { ChargerCommands, type OutgoingSession } from './commands.js';
+import { ocppValidators, type OcppProtocol } from '../gateway/ocpp/validators.js';
 
 /**
  * A simulated charging station (an endpoint, not part of the gateway: only
@@ -18,7 +18,7 @@ import { ocppValidators, type OcppProtocol } from './validators.js';
  * heartbeats, opens the sealed messages the gateway delivers and answers
  * each with a sealed reply when the role policy lets a charger write back
  * to the sender's role. It also takes service-tool commands over sessions
- * (`session` deliveries, see sim-commands.ts and docs/service-tool.md) and
+ * (`session` deliveries, see commands.ts and docs/service-tool.md) and
  * answers them in the same session. It reports metadata only, never a plaintext.
  */
 

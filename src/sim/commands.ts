@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { b64u } from '../../core/base64url.js';
-import { EvsealError, type SecurityReason } from '../../core/errors.js';
-import { ID_RE } from '../../core/roles.js';
-import { parseSessionInit } from '../../core/session/handshake.js';
-import type { Endpoint } from '../../keystore/endpoint.js';
-import { securityLog } from '../../keystore/security-log.js';
-import { loadSession, sessionExists } from '../../keystore/sessions.js';
+import { b64u } from '../core/base64url.js';
+import { EvsealError, type SecurityReason } from '../core/errors.js';
+import { ID_RE } from '../core/roles.js';
+import { parseSessionInit } from '../core/session/handshake.js';
+import type { Endpoint } from '../keystore/endpoint.js';
+import { securityLog } from '../keystore/security-log.js';
+import { loadSession, sessionExists } from '../keystore/sessions.js';
 import {
   encodeMsgFrame,
   encodeResult,
@@ -15,8 +15,8 @@ import {
   type CommandResult,
   type SessionFrame,
   type ToolCommand,
-} from '../../client/session-frames.js';
-import type { CarrierResult } from './carriers.js';
+} from '../client/session-frames.js';
+import type { CarrierResult } from '../gateway/ocpp/carriers.js';
 
 /**
  * The charger side of `evseal tool` (docs/service-tool.md): a simulated
