@@ -48,20 +48,22 @@ try {
 } catch (e) {
   failed = true;
   out(`demo failed: ${(e as Error).stack ?? String(e)}`);
-} finally {
-  await gw.close();
 }
-
-// Blindness: no flow's secret may be in the gateway's store, key file or log, in any encoding.
-const files = filesUnder(join(dir, 'gateway'));
+// Blindness: no flow's secret may be in the gateway's store (with its WAL, scanned while the
+// gateway runs and again after it has folded the WAL in), key file or log, in any encoding.
 const secrets = reports.flatMap((r) => r.secrets);
-const hits = scan(files, secrets);
+const running = filesUnder(join(dir, 'gateway'));
+const hits = scan(running, secrets);
+await gw.close();
+const files = filesUnder(join(dir, 'gateway'));
+hits.push(...scan(files, secrets));
 const planted = join(dir, 'planted-control.txt');
 const control = secrets[0] ?? `control-${randomBytes(4).toString('hex')}`;
 writeFileSync(planted, `positive control: ${Buffer.from(control).toString('base64')}\n`);
 const controlFound = scan([planted], [control]).length > 0;
 out('== scanning what the gateway wrote ==');
-out(`  files scanned: ${files.map((f) => f.slice(dir.length + 1)).join(', ')} (${files.reduce((n, f) => n + readFileSync(f).length, 0)} bytes)`);
+out(`  files scanned while running: ${running.map((f) => f.slice(dir.length + 1)).join(', ')}`);
+out(`  and after shutdown: ${files.map((f) => f.slice(dir.length + 1)).join(', ')} (${files.reduce((n, f) => n + readFileSync(f).length, 0)} bytes)`);
 out(`  secrets searched: ${secrets.length} (raw, hex, base64, base64url)`);
 out(`  positive control (a planted base64 copy): ${controlFound ? 'found, so the scanner works' : 'NOT FOUND: the scanner is broken'}`);
 for (const r of reports) {

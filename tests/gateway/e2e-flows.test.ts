@@ -105,6 +105,13 @@ function assertHidden(what: string, texts: (string | Buffer)[], secrets: string[
   assert.deepEqual(hits, [], `${what} holds no secret`);
 }
 
+/** evseal_messages_refused_total{code} from the gateway's /metrics. */
+async function refusedTotal(g: RunningGateway, code: string): Promise<number> {
+  const text = await (await fetch(`${g.url.replace(/^ws/, 'http')}/metrics`)).text();
+  const m = new RegExp(`^evseal_messages_refused_total\\{code="${code}"\\} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
 // ---- 0. the scanner's positive control
 
 test('positive control: the scanner finds planted copies (raw, hex, base64, base64url, any alignment) in the db/WAL and in the log', async () => {
@@ -294,7 +301,9 @@ test('payment (2.0.1): the TransactionEvent payment data goes to the PSP; the bu
       { version: '2.0.1', action: 'TransactionEvent', message: 'request', from: 'station', payload: { ...startEvent, transactionInfo: { ...startEvent.transactionInfo, transactionId: 'tx-pay-forged' } } },
       { policy, seal: sealAs(other.ep, () => psp.bundle), resolve },
     );
+    const denied = await refusedTotal(gw, 'ERR_POLICY_DENIED');
     await assert.rejects(cp.rpc.call('TransactionEvent', forged.payload), (e: { rpcErrorCode?: string; message: string }) => e.rpcErrorCode === 'GenericError' && /sealed fields not accepted: ERR_POLICY_DENIED/.test(e.message));
+    assert.equal(await refusedTotal(gw, 'ERR_POLICY_DENIED'), denied + 1, 'the refusal is counted once');
     assert.deepEqual(await cp.rpc.call('TransactionEvent', { eventType: 'Ended', timestamp: ended, triggerReason: 'StopAuthorized', seqNo: 1, transactionInfo: { transactionId: 'tx-pay-1', stoppedReason: 'Local' }, meterValue: energy(8500, ended) }), {});
 
     // What the CSMS saw: the frame as sent (no payment data), and the state it keeps: clear energy, times, token.
@@ -318,6 +327,7 @@ test('payment (2.0.1): the TransactionEvent payment data goes to the PSP; the bu
     assert.equal(f.ref, bindingRef('2.0.1', 'TransactionEvent', 'request', sent[0]!.params as never), 'bound to the message the CSMS received');
     await pc.gc.ack(d.seq);
     assert.equal(pc.inbox.filter((x) => x.from === station).length, 1, 'one envelope despite the retry; none from the refused call');
+    assert.equal(await gw.store.depth('psp-flows'), 0, 'nothing else queued for the PSP');
 
     // The PSP answers with a standalone sealed envelope (kind payment); the charger receives it as DataTransfer and opens it.
     const reply = { transactionId: 'tx-pay-1', status: 'captured', authCode: pspSecret, amountCents: 2350 };
@@ -447,6 +457,21 @@ test('fleet data (1.6): MeterValues and StopTransaction SoC travel in the side D
     assert.deepEqual(f2.fields, { '/transactionData/0/sampledValue/0/value': soc.stop });
     assert.deepEqual(f2.context, { '/transactionData/0/timestamp': '2026-06-01T11:00:00Z', '/transactionId': txId });
     await fc.gc.ack(d1!.seq, d2!.seq);
+    assert.equal(await gw.store.depth('fleet-flows'), 0);
+
+    // A side message whose envelope another station sealed is Rejected with the error code, and routes nothing.
+    const other = await identity('charger', 'CP-NET21');
+    const forged = protect({ version: '1.6', action: 'MeterValues', message: 'request', from: 'station', payload: { ...meterValues16('12.345678'), transactionId: txId } }, { policy, seal: sealAs(other.ep, () => fleet.bundle), resolve });
+    const denied = await refusedTotal(gw, 'ERR_POLICY_DENIED');
+    assert.deepEqual(await cp.rpc.call('DataTransfer', forged.side), { status: 'Rejected', data: 'ERR_POLICY_DENIED' });
+    assert.equal(await gw.store.depth('fleet-flows'), 0);
+    assert.equal(await refusedTotal(gw, 'ERR_POLICY_DENIED'), denied + 1, 'counted once');
+    // ... and one sealed to a recipient the gateway does not know (refused by the router) is Rejected and counted once too.
+    const nobody = await identity('fleet', 'fleet-nobody');
+    const lost = protect({ version: '1.6', action: 'MeterValues', message: 'request', from: 'station', payload: { ...meterValues16('23.456789'), transactionId: txId } }, { policy, seal: sealAs(cpId.ep, () => nobody.bundle), resolve: () => 'fleet-nobody' });
+    const notFound = await refusedTotal(gw, 'ERR_NOT_FOUND');
+    assert.deepEqual(await cp.rpc.call('DataTransfer', lost.side), { status: 'Rejected', data: 'ERR_NOT_FOUND' });
+    assert.equal(await refusedTotal(gw, 'ERR_NOT_FOUND'), notFound + 1, 'counted once');
 
     assertNoSecrets(DATA(), LOG(), scan);
   } finally {
@@ -497,10 +522,15 @@ test('proxy mode: the upstream CSMS gets the evseal charger\'s TransactionEvent 
     const p = protect({ version: '2.0.1', action: 'TransactionEvent', message: 'request', from: 'station', payload: event }, { policy, seal: sealAs(cpId.ep, () => psp.bundle), resolve });
     assert.deepEqual(await cp.rpc.call('TransactionEvent', p.payload), { idTokenInfo: { status: 'Accepted' } }, 'the upstream answered');
     assert.ok(Date.parse(((await plain.rpc.call('Heartbeat', {})) as { currentTime: string }).currentTime) > 0);
+    // Sealed fields the gateway refuses (sealed by another charger) keep the call from the upstream: CALLERROR, nothing forwarded.
+    const other = await identity('charger', 'CP-FLEET21');
+    const forged = protect({ version: '2.0.1', action: 'TransactionEvent', message: 'request', from: 'station', payload: { ...event, seqNo: 1 } }, { policy, seal: sealAs(other.ep, () => psp.bundle), resolve });
+    await assert.rejects(cp.rpc.call('TransactionEvent', forged.payload), (e: { rpcErrorCode?: string; message: string }) => e.rpcErrorCode === 'GenericError' && /ERR_POLICY_DENIED/.test(e.message));
+    const forgedId = calls(cp.wire.out, 'TransactionEvent')[1]!.id;
 
     // The upstream got the evseal charger's frames byte for byte, minus the org.evseal DataTransfer (answered by the gateway).
     const fromCp = up.received.filter((f) => f.station === 'CP-PX');
-    const cpOut = cp.wire.out.filter((raw) => !raw.includes('"publish-bundle"'));
+    const cpOut = cp.wire.out.filter((raw) => !raw.includes('"publish-bundle"') && !raw.includes(JSON.stringify(forgedId)));
     assert.deepEqual(calls(cpOut).map((c) => c.action), ['BootNotification', 'TransactionEvent']);
     assert.equal(fromCp.length, cpOut.length);
     fromCp.forEach((f, i) => {
@@ -511,7 +541,8 @@ test('proxy mode: the upstream CSMS gets the evseal charger\'s TransactionEvent 
     assert.equal(te[3].transactionInfo.customData.vendorId, 'org.evseal', 'the customData reaches the upstream');
     assert.deepEqual(te[3], p.payload);
     assertHidden('what the upstream received', up.received.map((f) => f.data), scan);
-    assert.deepEqual(await Promise.all(depthAtForward), [1], 'the envelope was durable at the gateway when the upstream got the call');
+    assert.deepEqual(await Promise.all(depthAtForward), [1], 'the envelope was durable at the gateway when the upstream got the call (and the refused call never got there)');
+    assert.ok(!up.received.some((f) => f.data.toString('utf8').includes(JSON.stringify(forgedId))), 'the refused call was not forwarded');
     assert.deepEqual([up.protocols.get('CP-PX'), up.protocols.get('CP-PLAIN')], ['ocpp2.0.1', 'ocpp2.0.1']);
 
     // The ordinary charger: its frames reached the upstream unchanged, and only the upstream's answers came back.

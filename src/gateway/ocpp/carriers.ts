@@ -44,7 +44,14 @@ export async function handleCarrier(ctx: GatewayContext, stationId: string, mess
         return await submitSession(ctx, stationId, data);
       case 'sealed-fields':
         // 1.6: the sealed fields of a standard message travel beside it (docs/ocpp.md)
-        await routeSealedFields(ctx, stationId, { vendorId: EVSEAL_VENDOR, messageId, data });
+        try {
+          await routeSealedFields(ctx, stationId, { vendorId: EVSEAL_VENDOR, messageId, data });
+        } catch (e) {
+          if (!(e instanceof EvsealError)) throw e;
+          // already counted (by routeSealedFields or the router)
+          ctx.log.info({ stationId, carrier: messageId, code: e.code }, 'carrier refused');
+          return rejected(e.code);
+        }
         return { status: 'Accepted' };
       case 'claim-prekey': {
         const prekey = await ctx.store.claimOneTimePrekey(textArg(data));

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import WebSocket, { WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import { GatewayClient, type Delivery } from '../../../src/client/gateway-client.js';
 import type { Endpoint } from '../../../src/keystore/endpoint.js';
 import type { OcppProtocol } from '../../../src/gateway/ocpp/validators.js';
@@ -215,4 +215,3 @@ export async function nextDelivery(c: EndpointConn, pred: (d: Delivery) => boole
   return c.inbox.find(pred)!;
 }
 
-export { WebSocket };
