@@ -5,6 +5,11 @@ import WebSocket from 'ws';
 import { b64u, fromB64u } from '../core/base64url.js';
 import { EXPORTER_LABEL, NONCE_BYTES, signChallenge } from '../core/challenge.js';
 import { EvsealError, type ErrorCode } from '../core/errors.js';
+// The wire shapes the gateway defines (docs/gateway-protocol.md, docs/audit.md).
+import type { Receipt } from '../gateway/context.js';
+import type { AuditEntry } from '../gateway/store/store.js';
+
+export type { Receipt, AuditEntry };
 
 /** A message delivered by the gateway (docs/gateway-protocol.md §3.3). */
 export interface Delivery {
@@ -24,24 +29,7 @@ export interface Notice {
   reason: string;
 }
 
-export interface Receipt {
-  index: number;
-  size: number;
-  root: string;
-  time: number;
-  sig: string;
-}
 
-/** A metadata-only audit entry (docs/audit.md). */
-export interface AuditEntry {
-  time: number;
-  sender: string;
-  recipient: string;
-  kind: string;
-  size: number;
-  msgId: string;
-  outcome: string;
-}
 
 export interface ClientOptions {
   /** leaf first, DER */

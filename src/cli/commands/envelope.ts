@@ -17,7 +17,8 @@ interface TrustOpts {
   rolePolicy?: string;
 }
 
-async function endpoint(o: TrustOpts): Promise<Endpoint> {
+/** The endpoint of `--as` with the trust options every endpoint command takes. */
+export async function loadEndpoint(o: TrustOpts): Promise<Endpoint> {
   return Endpoint.load(o.as, {
     passphrase: await passphraseFor(o.as),
     trust: loadTrust(o.trust),
@@ -37,16 +38,21 @@ function trustOptions(c: Command): Command {
     .option('--role-policy <FILE>', 'override the default role policy (JSON)');
 }
 
-export function registerEnvelope(program: Command): void {
-  trustOptions(program.command('seal').description('seal a payload to a recipient bundle (reads stdin, writes stdout by default)'))
-    .requiredOption('--to <BUNDLE.json>', 'the recipient\'s published bundle')
+/** What to seal: shared by `seal` (to a bundle file) and `send` (through a gateway). */
+export function payloadOptions(c: Command): Command {
+  return c
     .option('--kind <KIND>', 'payload kind (default: the first kind the role policy allows for this pair)')
     .option('--content-type <TYPE>', 'media type of the payload', 'application/octet-stream')
     .option('--lifetime <SECONDS>', 'envelope lifetime (default from identity settings)', intArg)
-    .option('--in <FILE>', 'payload file (default stdin)')
+    .option('--in <FILE>', 'payload file (default stdin)');
+}
+
+export function registerEnvelope(program: Command): void {
+  payloadOptions(trustOptions(program.command('seal')).description('seal a payload to a recipient bundle (reads stdin, writes stdout by default)'))
+    .requiredOption('--to <BUNDLE.json>', 'the recipient\'s published bundle')
     .option('--out <FILE>', 'envelope file (default stdout)')
     .action(async (o) => {
-      const ep = await endpoint(o);
+      const ep = await loadEndpoint(o);
       const bundleText = readInput(o.to).toString('utf8');
       const env = ep.seal(bundleText, readInput(o.in), { kind: o.kind, contentType: o.contentType, lifetimeSec: o.lifetime });
       writeOutput(o.out, env + '\n', 0o644);
@@ -57,7 +63,7 @@ export function registerEnvelope(program: Command): void {
     .option('--out <FILE>', 'plaintext file (default stdout); nothing is written unless the envelope opens')
     .option('--json', 'print sender and header as JSON (plaintext as base64url when no --out)')
     .action(async (o) => {
-      const ep = await endpoint(o);
+      const ep = await loadEndpoint(o);
       const opened = ep.open(readEnvelopeText(o.in));
       if (o.json) {
         if (o.out) writeOutput(o.out, opened.plaintext);

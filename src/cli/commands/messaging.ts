@@ -5,15 +5,13 @@ import { GatewayClient, type Delivery, type Notice } from '../../client/gateway-
 import { verifyReceipt } from '../../gateway/audit/log.js';
 import { publicKeyFromB64u } from '../../gateway/identity.js';
 import { EvsealError } from '../../core/errors.js';
-import { parseRolePolicy } from '../../core/role-policy.js';
-import { Endpoint } from '../../keystore/endpoint.js';
+import type { Endpoint } from '../../keystore/endpoint.js';
 import { readPublicOneTime } from '../../keystore/identity-dir.js';
 import { prekeyToJSON } from '../../core/prekey.js';
 import { writeFileAtomic } from '../../keystore/atomic-file.js';
-import { loadTrust } from '../../keystore/trust-files.js';
 import { collect, intArg } from '../options.js';
-import { printJson, readInput, wallClock } from '../io.js';
-import { passphraseFor } from '../passphrase.js';
+import { printJson, readInput } from '../io.js';
+import { loadEndpoint, payloadOptions } from './envelope.js';
 
 export interface NetOpts {
   as: string;
@@ -41,14 +39,7 @@ export function netOptions(c: Command): Command {
 
 /** Loads the endpoint, connects and publishes its bundle and one-time prekeys, so peers can reach it. */
 export async function connect(o: NetOpts, handlers: { onMessage?: (d: Delivery) => void; onNotice?: (n: Notice) => void } = {}): Promise<{ ep: Endpoint; gw: GatewayClient }> {
-  const ep = Endpoint.load(o.as, {
-    passphrase: await passphraseFor(o.as),
-    trust: loadTrust(o.trust),
-    crls: o.crl,
-    revocationCheck: o.revocationCheck,
-    rolePolicy: o.rolePolicy ? parseRolePolicy(readFileSync(o.rolePolicy, 'utf8')) : undefined,
-    wall: wallClock(),
-  });
+  const ep = await loadEndpoint(o);
   const gw = await GatewayClient.connect(o.gateway, {
     chain: ep.id.chain,
     privateKey: ep.id.privateKey,
@@ -64,12 +55,8 @@ export async function connect(o: NetOpts, handlers: { onMessage?: (d: Delivery) 
 }
 
 export function registerMessaging(program: Command): void {
-  netOptions(program.command('send').description("seal a payload to a recipient (its bundle comes from the gateway directory) and return once the gateway holds it durably"))
+  payloadOptions(netOptions(program.command('send').description("seal a payload to a recipient (its bundle comes from the gateway directory) and return once the gateway holds it durably")))
     .requiredOption('--to <ID>', 'recipient id')
-    .option('--kind <KIND>', 'payload kind (default: the first kind the role policy allows for this pair)')
-    .option('--content-type <TYPE>', 'media type of the payload', 'application/octet-stream')
-    .option('--lifetime <SECONDS>', 'message lifetime (default from identity settings)', intArg)
-    .option('--in <FILE>', 'payload file (default stdin)')
     .option('--json', 'print the acceptance (seq, message id, receipt) as JSON')
     .action(async (o) => {
       const { ep, gw } = await connect(o);
