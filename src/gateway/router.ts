@@ -1,6 +1,6 @@
 import { EvsealError } from '../core/errors.js';
 import { isRole, type Role } from '../core/roles.js';
-import type { AuditEntry, GatewayStore, TreeHead } from './store/store.js';
+import type { AuditEntry, GatewayStore, QueuedMessage, TreeHead } from './store/store.js';
 import type { DeliverySink, Principal, Receipt, Router, Submission } from './context.js';
 import type { Metrics } from './metrics.js';
 import type { RoutePolicy } from './route-policy.js';
@@ -81,6 +81,7 @@ export class MailRouter implements Router {
    */
   readonly #depth = new Map<string, number>();
   #queue: Pending[] = [];
+  #acks: { recipient: string; seqs: number[]; resolve: (r: Receipt[]) => void; reject: (e: unknown) => void }[] = [];
   #flushing = false;
   #scheduled = false;
   #closed = false;
@@ -273,9 +274,32 @@ export class MailRouter implements Router {
     return this.#remove(recipient, seqs);
   }
 
-  async #remove(recipient: string, seqs: number[]): Promise<Receipt[]> {
+  /** Acknowledgements that arrive in one tick share one transaction and one signed tree head, like submissions. */
+  #remove(recipient: string, seqs: number[]): Promise<Receipt[]> {
+    return new Promise((resolve, reject) => {
+      this.#acks.push({ recipient, seqs, resolve, reject });
+      if (this.#acks.length === 1) setImmediate(() => void this.#flushAcks());
+    });
+  }
+
+  async #flushAcks(): Promise<void> {
+    const batch = this.#acks.splice(0);
+    if (batch.length === 0) return;
     const now = this.#now();
-    const { removed, auditIndexes } = await this.#store.ack(recipient, seqs, (m) => entry(now, m.sender, m.recipient, m.kind, m.body.length, m.msgId, 'delivered'));
+    let results;
+    try {
+      results = await this.#store.ackBatch(batch, (m) => entry(now, m.sender, m.recipient, m.kind, m.body.length, m.msgId, 'delivered'));
+    } catch (e) {
+      this.#log.error({ err: (e as Error).message }, 'acknowledgement failed');
+      for (const b of batch) b.reject(new EvsealError('ERR_STATE', 'acknowledgement could not be stored'));
+      return;
+    }
+    const head = results.some((r) => r.removed.length > 0) ? await this.#audit.sync() : undefined;
+    batch.forEach((b, i) => b.resolve(this.#removed(b.recipient, b.seqs, results[i]!, now, head)));
+  }
+
+  #removed(recipient: string, seqs: number[], r: { removed: QueuedMessage[]; auditIndexes: number[] }, now: number, head: TreeHead | undefined): Receipt[] {
+    const { removed, auditIndexes } = r;
     const a = this.#sinks.get(recipient);
     if (a) {
       const done = new Set(seqs);
@@ -287,8 +311,7 @@ export class MailRouter implements Router {
     this.#metrics.delivered.inc(removed.length);
     this.#metrics.queued.dec(removed.length);
     for (const m of removed) this.#metrics.deliveryLatency.observe(Math.max(0, now - m.created) / 1000);
-    const head = await this.#audit.sync();
-    return auditIndexes.map((i) => this.#audit.receipt(i, head));
+    return auditIndexes.map((i) => this.#audit.receipt(i, head!));
   }
 
   async failed(recipient: string, seq: number, reason: string): Promise<void> {
@@ -355,6 +378,7 @@ export class MailRouter implements Router {
       if (!this.#flushing && !this.#scheduled) await this.#flush();
       else await new Promise((r) => setTimeout(r, 5));
     }
+    await this.#flushAcks();
     for (const a of this.#sinks.values()) for (const t of a.timers) clearTimeout(t);
   }
 }

@@ -199,18 +199,22 @@ export class SqliteStore implements GatewayStore {
     return r && toMsg(r);
   }
   async ack(recipient: string, seqs: number[], audit: (m: QueuedMessage) => AuditEntry): Promise<{ removed: QueuedMessage[]; auditIndexes: number[] }> {
-    return this.#tx(() => {
-      const removed: QueuedMessage[] = [];
-      const auditIndexes: number[] = [];
-      for (const seq of seqs) {
-        const r = this.#q.deleteFor.get(seq, recipient) as MailRow | undefined;
-        if (!r) continue;
-        const m = toMsg(r);
-        removed.push(m);
-        auditIndexes.push(this.#appendAudit(audit(m)));
-      }
-      return { removed, auditIndexes };
-    });
+    return this.#tx(() => this.#ackOne(recipient, seqs, audit));
+  }
+  async ackBatch(items: { recipient: string; seqs: number[] }[], audit: (m: QueuedMessage) => AuditEntry): Promise<{ removed: QueuedMessage[]; auditIndexes: number[] }[]> {
+    return this.#tx(() => items.map((i) => this.#ackOne(i.recipient, i.seqs, audit)));
+  }
+  #ackOne(recipient: string, seqs: number[], audit: (m: QueuedMessage) => AuditEntry): { removed: QueuedMessage[]; auditIndexes: number[] } {
+    const removed: QueuedMessage[] = [];
+    const auditIndexes: number[] = [];
+    for (const seq of seqs) {
+      const r = this.#q.deleteFor.get(seq, recipient) as MailRow | undefined;
+      if (!r) continue;
+      const m = toMsg(r);
+      removed.push(m);
+      auditIndexes.push(this.#appendAudit(audit(m)));
+    }
+    return { removed, auditIndexes };
   }
   async addAttempt(seq: number): Promise<number> {
     const r = this.#q.attempt.get(seq) as { attempts: number } | undefined;

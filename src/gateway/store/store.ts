@@ -105,6 +105,8 @@ export interface GatewayStore {
    * removed messages and their audit indexes; unknown seqs are ignored.
    */
   ack(recipient: string, seqs: number[], audit: (m: QueuedMessage) => AuditEntry): Promise<{ removed: QueuedMessage[]; auditIndexes: number[] }>;
+  /** Several recipients' acknowledgements in one transaction (group commit); results in input order. */
+  ackBatch(items: { recipient: string; seqs: number[] }[], audit: (m: QueuedMessage) => AuditEntry): Promise<{ removed: QueuedMessage[]; auditIndexes: number[] }[]>;
   /** Counts one more failed delivery attempt; returns the new count. */
   addAttempt(seq: number): Promise<number>;
   /** Moves a message to the dead-letter store, notifies its sender, audits it. */
