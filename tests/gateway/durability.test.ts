@@ -9,6 +9,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PASSPHRASE, World } from '../helpers/world.js';
+import { GatewayClient } from '../../src/client/gateway-client.js';
 
 const CLI = join(process.cwd(), 'dist', 'cli', 'main.js');
 const w = new World();
@@ -82,6 +83,69 @@ test('messages acknowledged to an offline recipient survive SIGKILLs of the gate
   const again = cli(['recv', ...common(cp, gw.url), '--timeout', '1', '--json']);
   assert.equal(again.code, 0);
   assert.equal(again.stdout.trim(), '');
+  gw.proc.kill('SIGTERM');
+  await new Promise((r) => gw.proc.once('exit', r));
+});
+
+test('SIGKILL while submissions are in flight: every acknowledged message arrives exactly once; resends are not duplicated', async () => {
+  const ca = await w.ca('ca-k');
+  const prov = w.endpoint(await w.identity(ca, 'provisioning', 'prov-k'), w.trust(ca), [join(ca, 'crl.pem')]);
+  const cpDir = await w.identity(ca, 'charger', 'CP-k');
+  const cp = w.endpoint(cpDir, w.trust(ca), [join(ca, 'crl.pem')]);
+  const data = w.path('gw2');
+  let gw = await startGateway(data, ca);
+  // The charger publishes its bundle, then is offline.
+  const c0 = await GatewayClient.connect(gw.url, { chain: cp.id.chain, privateKey: cp.id.privateKey });
+  await c0.publishBundle(readFileSync(join(cpDir, 'bundle.json'), 'utf8'));
+  await c0.close();
+
+  const envs: string[] = [];
+  const accepted = new Set<string>();
+  let unacknowledged = 0; // sends cut off by a kill
+  const idOf = (env: string) => (JSON.parse(Buffer.from((JSON.parse(env) as { hdr: string }).hdr, 'base64url').toString()) as { id: string }).id;
+  for (let round = 0; round < 3; round++) {
+    const pc = await GatewayClient.connect(gw.url, { chain: prov.id.chain, privateKey: prov.id.privateKey });
+    const bundle = (await pc.getBundle('CP-k'))!;
+    // Resend whatever was not acknowledged before the last kill (same envelopes, same ids).
+    const pending = envs.filter((e) => !accepted.has(idOf(e)));
+    for (let i = 0; i < 40; i++) envs.push(prov.seal(bundle, new TextEncoder().encode(`r${round}-${i}`), { kind: 'credentials' }));
+    const batch = [...pending, ...envs.slice(-40)];
+    let firstAck: () => void = () => {};
+    const acked = new Promise<void>((r) => (firstAck = r));
+    const sends = batch.map((e) =>
+      pc.sendEnvelope(e).then(
+        () => {
+          accepted.add(idOf(e));
+          firstAck();
+        },
+        () => void unacknowledged++,
+      ),
+    );
+    // Kill as soon as the first acknowledgement is back, with the rest of the batch in flight.
+    await acked;
+    gw.proc.kill('SIGKILL');
+    await Promise.all(sends);
+    await new Promise((r) => gw.proc.once('exit', r));
+    gw = await startGateway(data, ca);
+  }
+  // A last round without a kill, so every envelope ends up acknowledged.
+  const pc = await GatewayClient.connect(gw.url, { chain: prov.id.chain, privateKey: prov.id.privateKey });
+  for (const e of envs.filter((x) => !accepted.has(idOf(x)))) {
+    await pc.sendEnvelope(e);
+    accepted.add(idOf(e));
+  }
+  await pc.close();
+  assert.equal(accepted.size, envs.length);
+  assert.ok(unacknowledged > 0, 'the kills interrupted submissions in flight');
+
+  const got: string[] = [];
+  const c = await GatewayClient.connect(gw.url, { chain: cp.id.chain, privateKey: cp.id.privateKey, onMessage: (d) => got.push(d.id) });
+  const deadline = Date.now() + 20_000;
+  while (got.length < envs.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(got.length, envs.length, 'each message exactly once');
+  assert.deepEqual(new Set(got), accepted);
+  await c.close();
   gw.proc.kill('SIGTERM');
   await new Promise((r) => gw.proc.once('exit', r));
 });
