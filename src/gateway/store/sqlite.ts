@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS tree_heads (size INTEGER PRIMARY KEY, root TEXT NOT N
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
+const HEAD_FLUSH_MS = 50;
+
 interface MailRow {
   seq: number;
   msg_id: string;
@@ -134,13 +136,40 @@ export class SqliteStore implements GatewayStore {
     return idx;
   }
 
+  /**
+   * The newest signed tree head not yet written. Heads are written with the
+   * next transaction (or within HEAD_FLUSH_MS when none comes), so a busy
+   * gateway pays no separate disk flush for them. A head lost to a crash is
+   * not lost evidence: the entries it signs are durable, its signature
+   * verifies against the root recomputed from them, and the gateway signs a
+   * new head over them when it starts.
+   */
+  #pendingHead: TreeHead | undefined;
+  #headTimer: NodeJS.Timeout | undefined;
+
+  #writeHead(): void {
+    const h = this.#pendingHead;
+    if (!h) return;
+    this.#pendingHead = undefined;
+    if (this.#headTimer) clearTimeout(this.#headTimer);
+    this.#headTimer = undefined;
+    this.#q.putHead.run(h.size, h.root, h.time, h.sig);
+  }
+
   /** Runs `fn` in one IMMEDIATE transaction; the in-memory audit counter is rolled back with it. */
   #tx<T>(fn: () => T): T {
     const before = this.#auditNext;
+    const head = this.#pendingHead;
     try {
-      return this.#db.transaction(fn).immediate();
+      return this.#db
+        .transaction(() => {
+          this.#writeHead();
+          return fn();
+        })
+        .immediate();
     } catch (e) {
       this.#auditNext = before;
+      this.#pendingHead ??= head;
       throw e;
     }
   }
@@ -318,12 +347,14 @@ export class SqliteStore implements GatewayStore {
     }));
   }
   async putTreeHead(h: TreeHead): Promise<void> {
-    this.#q.putHead.run(h.size, h.root, h.time, h.sig);
+    this.#pendingHead = h;
+    this.#headTimer ??= setTimeout(() => this.#tx(() => undefined), HEAD_FLUSH_MS);
   }
   async latestTreeHead(): Promise<TreeHead | undefined> {
-    return this.#q.latestHead.get() as TreeHead | undefined;
+    return this.#pendingHead ?? (this.#q.latestHead.get() as TreeHead | undefined);
   }
   async treeHeads(): Promise<TreeHead[]> {
+    this.#writeHead();
     return this.#q.heads.all() as TreeHead[];
   }
 
@@ -335,6 +366,8 @@ export class SqliteStore implements GatewayStore {
   }
 
   async close(): Promise<void> {
-    if (this.#db.open) this.#db.close();
+    if (!this.#db.open) return;
+    this.#writeHead();
+    this.#db.close();
   }
 }
