@@ -1,5 +1,6 @@
 import { EvsealError } from '../core/errors.js';
-import { isRole, type Role } from '../core/roles.js';
+import { ID_RE, isRole, type Role } from '../core/roles.js';
+import { isKind } from '../core/role-policy.js';
 import type { AuditEntry, GatewayStore, QueuedMessage, TreeHead } from './store/store.js';
 import type { DeliverySink, Principal, Receipt, Router, Submission } from './context.js';
 import type { Metrics } from './metrics.js';
@@ -55,8 +56,6 @@ interface Attached {
 }
 
 const MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
-const ID = /^[A-Za-z0-9._:-]{1,64}$/;
-const KIND = /^[a-z][a-z0-9-]{0,31}$/;
 
 /**
  * Store-and-forward routing. Submissions that arrive in the same tick are
@@ -116,8 +115,8 @@ export class MailRouter implements Router {
     const bad = (why: string): never => {
       throw new EvsealError('ERR_INVALID_INPUT', why);
     };
-    if (!ID.test(s.to)) bad('recipient id is not valid');
-    if (!KIND.test(s.kind)) bad('kind is not valid');
+    if (!ID_RE.test(s.to)) bad('recipient id is not valid');
+    if (!isKind(s.kind)) bad('kind is not valid');
     if (!MSG_ID.test(s.msgId)) bad('message id is not valid');
     if (typeof s.body !== 'string' || s.body.length === 0) bad('body is empty');
     if (s.body.length > this.#limits.maxBodyChars) throw new EvsealError('ERR_LIMIT', `body exceeds ${this.#limits.maxBodyChars} characters`);

@@ -77,9 +77,10 @@ export class GatewayTrust extends EventEmitter {
   async addCrl(pem: string): Promise<{ anchor: string; crlNumber: bigint; fresh: boolean }> {
     let r;
     try {
-      const before = this.#rev.toJSON();
+      const held = new Map(this.policy.anchors.map((a) => [a.name, this.#rev.crlNumberFor(a.name)]));
       r = this.#rev.addCrl(pem, this.policy);
-      const fresh = JSON.stringify(before) !== JSON.stringify(this.#rev.toJSON());
+      // Re-adding the CRL already held changes nothing (a lower number was refused above).
+      const fresh = held.get(r.anchor) !== r.crlNumber;
       if (fresh) {
         await this.#store.putCrl(r.anchor, r.crlNumber, pem);
         this.emit('crl', r.anchor);

@@ -5,6 +5,7 @@ import { GatewayClient, type Delivery, type Notice } from '../../client/gateway-
 import { verifyReceipt } from '../../gateway/audit/log.js';
 import { publicKeyFromB64u } from '../../gateway/identity.js';
 import { EvsealError } from '../../core/errors.js';
+import { envelopeHeader } from '../../core/envelope.js';
 import type { Endpoint } from '../../keystore/endpoint.js';
 import { readPublicOneTime } from '../../keystore/identity-dir.js';
 import { prekeyToJSON } from '../../core/prekey.js';
@@ -68,7 +69,7 @@ export function registerMessaging(program: Command): void {
         if (r.receipt && !verifyReceipt(r.receipt, publicKeyFromB64u(gw.gateway.key, 'gateway key'), gw.gateway.id)) {
           throw new EvsealError('ERR_STATE', 'the gateway acknowledged with a receipt that does not verify');
         }
-        const id = (JSON.parse(Buffer.from((JSON.parse(env) as { hdr: string }).hdr, 'base64url').toString()) as { id: string }).id;
+        const id = envelopeHeader(env).id;
         if (o.json) printJson({ to: o.to, id, seq: r.seq, duplicate: r.duplicate, receipt: r.receipt ?? null });
         else process.stdout.write(`accepted ${id} for ${o.to} (seq ${r.seq}${r.receipt ? `, audit index ${r.receipt.index}` : ''})\n`);
       } finally {

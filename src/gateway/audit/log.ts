@@ -103,7 +103,8 @@ export class AuditLog {
    * any, signs and stores a new tree head; returns the latest head, which
    * covers every entry appended before the call. Calls never interleave,
    * and those that arrive while one runs share the next run: one signature
-   * and one head write per batch.
+   * per batch. The store may keep only the newest of several heads signed
+   * between its transactions (see SqliteStore.putTreeHead).
    */
   sync(): Promise<TreeHead> {
     if (this.#next) return this.#next;

@@ -33,5 +33,5 @@ export async function routeSealedFields(ctx: GatewayContext, stationId: string, 
   return envs.length;
 }
 
-/** A cheap pre-check, so messages without carriers skip the walk. */
+/** A cheap pre-check on a raw frame (proxy mode), so frames without carriers are forwarded at once. */
 export const mayCarrySealedFields = (raw: string): boolean => raw.includes('org.evseal');

@@ -5,7 +5,7 @@ import type { GatewayContext } from '../context.js';
 import { STATION_ID, authenticateStation, type Refusal } from './auth.js';
 import { Csms, type Handler } from './csms.js';
 import { stationSink } from './delivery.js';
-import { mayCarrySealedFields, routeSealedFields } from './sealed-fields.js';
+import { routeSealedFields } from './sealed-fields.js';
 import { EvsealError } from '../../core/errors.js';
 import { actionLabel } from './frames.js';
 import { ConnectionGuard } from './limits.js';
@@ -185,7 +185,7 @@ export function createOcppService(ctx: GatewayContext, o: OcppServiceOptions): O
       ctx.metrics.ocppCalls.inc({ protocol, action: actionLabel(protocol, action) });
       log.debug({ stationId, action }, 'ocpp call');
       if (!fn) throw new ocpp.RPCNotImplementedError(`${action} is not handled by the built-in CSMS`);
-      if (action !== 'DataTransfer' && mayCarrySealedFields(JSON.stringify(params))) {
+      if (action !== 'DataTransfer') {
         try {
           await routeSealedFields(ctx, stationId, params);
         } catch (e) {
