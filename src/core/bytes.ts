@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 
-export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+const enc = new TextEncoder();
+export const utf8 = (s: string): Uint8Array => enc.encode(s);
 const dec = new TextDecoder('utf-8', { fatal: true });
 export const fromUtf8 = (b: Uint8Array): string => dec.decode(b);
 
@@ -29,11 +30,36 @@ export function i2osp(n: number | bigint, len: number): Uint8Array {
   return out;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** Length-prefixed (u32 big-endian) concatenation: unambiguous framing for signed data. */
 export function lp(...parts: Uint8Array[]): Uint8Array {
-  const framed: Uint8Array[] = [];
-  for (const p of parts) framed.push(i2osp(p.length, 4), p);
-  return concat(...framed);
+  return prefixedLp(EMPTY, parts);
+}
+
+/**
+ * prefix || lp(...parts) in one allocation (signed messages are framed this
+ * way on every envelope, so the copy and the length encoding are done once).
+ */
+export function prefixedLp(prefix: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
+  let n = prefix.length;
+  for (const p of parts) {
+    if (p.length > 0xffffffff) throw new RangeError('lp: part too large');
+    n += 4 + p.length;
+  }
+  const out = new Uint8Array(n);
+  out.set(prefix, 0);
+  let o = prefix.length;
+  for (const p of parts) {
+    const l = p.length;
+    out[o] = l >>> 24;
+    out[o + 1] = (l >>> 16) & 0xff;
+    out[o + 2] = (l >>> 8) & 0xff;
+    out[o + 3] = l & 0xff;
+    out.set(p, o + 4);
+    o += 4 + l;
+  }
+  return out;
 }
 
 /** Constant-time equality; unequal lengths return false without comparing contents. */

@@ -64,8 +64,17 @@ export function checkShape(v: unknown, shape: Shape, what: string): Record<strin
   }
   const obj = v as Record<string, unknown>;
   const keys = Object.keys(obj);
-  const expected = shape.filter(([n, , opt]) => !opt || n in obj).map(([n]) => n);
-  if (keys.length !== expected.length || keys.some((k, i) => k !== expected[i])) {
+  // The keys must be exactly the shape's names (an absent optional one skipped), in order.
+  let k = 0;
+  let inOrder = true;
+  for (const [name, , optional] of shape) {
+    if (optional && !(name in obj)) continue;
+    if (keys[k++] !== name) {
+      inOrder = false;
+      break;
+    }
+  }
+  if (!inOrder || k !== keys.length) {
     throw new EvsealError('ERR_INVALID_INPUT', `${what}: unexpected, missing or misordered keys`);
   }
   for (const [name, type] of shape) {

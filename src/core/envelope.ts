@@ -1,6 +1,6 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
-import { b64u, fromB64u } from './base64url.js';
-import { concat, fromUtf8, lp, utf8 } from './bytes.js';
+import { b64u, fromB64u, isB64uOfLength } from './base64url.js';
+import { concat, fromUtf8, utf8 } from './bytes.js';
 import { encodeCanonical, parseCanonical, type Shape } from './canonical-json.js';
 import { EvsealError, VerificationFailure, noSecuritySink, type SecuritySink } from './errors.js';
 import { open as hpkeOpen, seal as hpkeSeal } from './hpke/index.js';
@@ -9,7 +9,7 @@ import type { PrekeyPrivate } from './prekey.js';
 import type { ReplayWindow } from './replay.js';
 import { isAllowed, isKind, type RolePolicy } from './role-policy.js';
 import type { IdentityInfo } from './roles.js';
-import { signWith, verifyWith } from './signature.js';
+import { signLp, verifyLp } from './signature.js';
 import { isSuiteName, kemOfSuite, type SuiteName } from './suites.js';
 import type { VerifiedBundle } from './bundle.js';
 import { checkTimes, choosePrekeyOrRefuse, senderCertHash, verifySender } from './sender-checks.js';
@@ -62,10 +62,6 @@ export const MAX_ENVELOPE_CHARS = 16 * 1024 * 1024;
 export const MAX_PLAINTEXT_BYTES = 8 * 1024 * 1024;
 const CTY = /^[A-Za-z0-9!#$&^_.+-]{1,64}\/[A-Za-z0-9!#$&^_.+-]{1,64}$/;
 
-function sigInput(hdrBytes: Uint8Array, enc: Uint8Array, ct: Uint8Array): Uint8Array {
-  return lp(hdrBytes, enc, ct);
-}
-
 export interface Sender {
   /** Leaf first; leaf DER's SHA-256 is the header's fromCert. */
   chain: Uint8Array[];
@@ -116,7 +112,7 @@ export function sealEnvelope(sender: Sender, recipient: VerifiedBundle, plaintex
   const { enc, ct } = hpkeSeal(hpkeSuite(suite), prekey.pub, concat(INFO_LABEL, hdrBytes), new Uint8Array(0), plaintext, {
     randomness: o.randomness,
   });
-  const sig = signWith('envelope', sender.privateKey, sigInput(hdrBytes, enc, ct));
+  const sig = signLp('envelope', sender.privateKey, [hdrBytes, enc, ct]);
   return encodeEnvelope({ hdr: b64u(hdrBytes), chain: sender.chain.map(b64u), enc: b64u(enc), ct: b64u(ct), sig: b64u(sig) });
 }
 
@@ -137,40 +133,48 @@ function encodeEnvelope(f: EnvelopeFields): string {
   return `{"v":1,"hdr":"${f.hdr}","chain":[${f.chain.map((c) => `"${c}"`).join(',')}],"enc":"${f.enc}","ct":"${f.ct}","sig":"${f.sig}"}`;
 }
 
+const notCanonical = (): never => {
+  throw new EvsealError('ERR_INVALID_INPUT', 'envelope: not canonical envelope JSON');
+};
+
+/** The end of the literal `l` at `pos` in `text`, or a refusal. */
+function lit(text: string, pos: number, l: string): number {
+  if (!text.startsWith(l, pos)) notCanonical();
+  return pos + l.length;
+}
+
+/** The index of the quote closing a string that opens at `pos`; its alphabet is checked by the strict base64url decoder. */
+function strEnd(text: string, pos: number): number {
+  if (text.charCodeAt(pos) !== 0x22) notCanonical();
+  const end = text.indexOf('"', pos + 1);
+  if (end < 0) notCanonical();
+  return end;
+}
+
 /** The inverse of encodeEnvelope: anything but that exact grammar is refused. */
 function splitEnvelope(text: string): EnvelopeFields {
-  let pos = 0;
-  const bad = (): never => {
-    throw new EvsealError('ERR_INVALID_INPUT', 'envelope: not canonical envelope JSON');
-  };
-  const lit = (l: string) => {
-    if (!text.startsWith(l, pos)) bad();
-    pos += l.length;
-  };
-  const str = (): string => {
-    lit('"');
-    const end = text.indexOf('"', pos);
-    if (end < 0) bad();
-    const v = text.slice(pos, end);
+  let pos = lit(text, 0, '{"v":1,"hdr":');
+  let end = strEnd(text, pos);
+  const hdr = text.slice(pos + 1, end);
+  pos = lit(text, end + 1, ',"chain":[');
+  end = strEnd(text, pos);
+  const chain = [text.slice(pos + 1, end)];
+  pos = end + 1;
+  while (text.charCodeAt(pos) === 0x2c) {
+    end = strEnd(text, pos + 1);
+    chain.push(text.slice(pos + 2, end));
     pos = end + 1;
-    return v; // its alphabet is checked by the strict base64url decoder
-  };
-  lit('{"v":1,"hdr":');
-  const hdr = str();
-  lit(',"chain":[');
-  const chain = [str()];
-  while (text.startsWith(',', pos)) {
-    pos++;
-    chain.push(str());
   }
-  lit('],"enc":');
-  const enc = str();
-  lit(',"ct":');
-  const ct = str();
-  lit(',"sig":');
-  const sig = str();
-  lit('}');
-  if (pos !== text.length) bad();
+  pos = lit(text, pos, '],"enc":');
+  end = strEnd(text, pos);
+  const enc = text.slice(pos + 1, end);
+  pos = lit(text, end + 1, ',"ct":');
+  end = strEnd(text, pos);
+  const ct = text.slice(pos + 1, end);
+  pos = lit(text, end + 1, ',"sig":');
+  end = strEnd(text, pos);
+  const sig = text.slice(pos + 1, end);
+  if (end + 2 !== text.length || text.charCodeAt(end + 1) !== 0x7d) notCanonical();
   return { hdr, chain, enc, ct, sig };
 }
 
@@ -212,7 +216,7 @@ function parseHeader(hdrB64: string): { hdr: EnvelopeHeader; hdrBytes: Uint8Arra
   if (h.v !== ENVELOPE_VERSION) throw new EvsealError('ERR_INVALID_INPUT', 'envelope header: unsupported version');
   if (!isSuiteName(h.suite)) throw new EvsealError('ERR_INVALID_INPUT', 'envelope header: unknown suite');
   if (!isKind(h.kind) || !CTY.test(h.cty as string)) throw new EvsealError('ERR_INVALID_INPUT', 'envelope header: bad kind or content type');
-  if (fromB64u(h.fromCert, 'fromCert').length !== 32 || fromB64u(h.id, 'id').length !== 16 || fromB64u(h.kid, 'kid').length !== 16) {
+  if (!isB64uOfLength(h.fromCert, 32) || !isB64uOfLength(h.id, 16) || !isB64uOfLength(h.kid, 16)) {
     throw new EvsealError('ERR_INVALID_INPUT', 'envelope header: bad field length');
   }
   return { hdr: h as unknown as EnvelopeHeader, hdrBytes };
@@ -290,7 +294,7 @@ export function openEnvelope(text: string, me: Recipient, ctx: OpenContext): Ope
     // 1. Sender chain, trust policy, CRL, role, role policy.
     const sender = verifySender(p.chain, { fromCert: fromB64u(h.fromCert), from: h.from, kind: h.kind }, me.info.role, ctx);
     // 2. Signature over the exact header bytes, enc and ciphertext.
-    if (!verifyWith('envelope', sender.publicKey, sigInput(p.hdrBytes, p.enc, p.ct), p.sig)) {
+    if (!verifyLp('envelope', sender.publicKey, [p.hdrBytes, p.enc, p.ct], p.sig)) {
       throw new VerificationFailure('bad-signature');
     }
     // 3. Times, against trusted time.

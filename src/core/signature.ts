@@ -1,5 +1,5 @@
 import { sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
-import { concat, utf8 } from './bytes.js';
+import { concat, prefixedLp, utf8 } from './bytes.js';
 
 /**
  * Every signed structure starts with its own context string and a zero byte,
@@ -16,8 +16,11 @@ export const SIG_CONTEXT = {
 } as const;
 export type SigContext = keyof typeof SIG_CONTEXT;
 
+/** utf8(CONTEXT) || 0x00 for each context, encoded once. */
+const PREFIX = Object.fromEntries(Object.entries(SIG_CONTEXT).map(([k, v]) => [k, concat(utf8(v), new Uint8Array([0]))])) as Record<SigContext, Uint8Array>;
+
 function framed(ctx: SigContext, msg: Uint8Array): Uint8Array {
-  return concat(utf8(SIG_CONTEXT[ctx]), new Uint8Array([0]), msg);
+  return concat(PREFIX[ctx], msg);
 }
 
 /** Ed25519 (pure) or ECDSA P-256 with SHA-256, fixed-size r||s (IEEE P1363) encoding. */
@@ -32,8 +35,22 @@ export function signWith(ctx: SigContext, privateKey: KeyObject, msg: Uint8Array
 }
 
 export function verifyWith(ctx: SigContext, publicKey: KeyObject, msg: Uint8Array, sig: Uint8Array): boolean {
+  return verifyFramed(publicKey, framed(ctx, msg), sig);
+}
+
+/** signWith(ctx, key, lp(...parts)), framing the message in a single allocation. */
+export function signLp(ctx: SigContext, privateKey: KeyObject, parts: readonly Uint8Array[]): Uint8Array {
+  return new Uint8Array(nodeSign(algFor(privateKey), prefixedLp(PREFIX[ctx], parts), { key: privateKey, dsaEncoding: 'ieee-p1363' }));
+}
+
+/** verifyWith(ctx, key, lp(...parts), sig), framing the message in a single allocation. */
+export function verifyLp(ctx: SigContext, publicKey: KeyObject, parts: readonly Uint8Array[], sig: Uint8Array): boolean {
+  return verifyFramed(publicKey, prefixedLp(PREFIX[ctx], parts), sig);
+}
+
+function verifyFramed(publicKey: KeyObject, data: Uint8Array, sig: Uint8Array): boolean {
   try {
-    return nodeVerify(algFor(publicKey), framed(ctx, msg), { key: publicKey, dsaEncoding: 'ieee-p1363' }, sig);
+    return nodeVerify(algFor(publicKey), data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, sig);
   } catch {
     return false;
   }

@@ -8,8 +8,8 @@
  * (an off-curve point throws), and is several times cheaper than importing
  * P-256 JWK KeyObjects.
  *
- * Nothing secret is cached: every private KeyObject/ECDH object lives only
- * for the call that made it.
+ * The groups cache nothing; ./dhkem.ts keeps the handles of static keys
+ * (and only those) for as long as the caller keeps the key's buffer.
  */
 import {
   createECDH,

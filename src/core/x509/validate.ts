@@ -79,13 +79,14 @@ class Lru<V> {
 /** hex SHA-256 over u32be(len) || DER for each certificate, in order (the same bytes as lp(...chain)). */
 function chainDigest(chain: Uint8Array[]): string {
   const h = createHash('sha256');
-  const len = Buffer.alloc(4);
   for (const c of chain) {
-    len.writeUInt32BE(c.length);
-    h.update(len).update(c);
+    lenScratch.writeUInt32BE(c.length);
+    h.update(lenScratch).update(c);
   }
   return h.digest('hex');
 }
+/** Reused by chainDigest (synchronous; update copies it into the hash state). */
+const lenScratch = Buffer.alloc(4);
 
 const leafCache = new Lru<ParsedLeaf>();
 const sigCache = new Lru<true>();
