@@ -11,6 +11,7 @@ import { registerAudit } from './commands/audit.js';
 import { registerStation } from './commands/station.js';
 import { registerSim } from './commands/sim.js';
 import { registerTool } from './commands/tool.js';
+import { registerFirmware } from './commands/firmware.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -18,6 +19,8 @@ const program = new Command('evseal')
   .description('end-to-end encryption for EV charging: seal payloads a CSMS can route but not read')
   .version(pkg.version)
   .showHelpAfterError('(run with --help for usage)')
+  // program options (--version) only before the subcommand: `firmware pack --version V` is the image's version
+  .enablePositionalOptions()
   .exitOverride();
 
 registerKeys(program);
@@ -29,6 +32,7 @@ registerAudit(program);
 registerStation(program);
 registerSim(program);
 registerTool(program);
+registerFirmware(program);
 
 /** One line on stderr and a non-zero exit: 1 for a refused operation, 2 for bad usage. */
 function fail(e: unknown): never {

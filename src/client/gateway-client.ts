@@ -31,6 +31,32 @@ export interface Notice {
 
 
 
+/** A station's progress in a rollout: a firmware status, or a security event it raised. */
+export interface RolloutEvent {
+  id: string;
+  station: string;
+  status?: string;
+  security?: string;
+  at: number;
+}
+
+/** A rollout as the gateway holds it. */
+export interface RolloutState {
+  id: string;
+  packageId: string;
+  requestId: number;
+  created: number;
+  expires: number;
+  stations: Record<string, { status: string; at: number; msgId?: string; securityEvents?: string[] }>;
+}
+
+/** How much of a firmware package the gateway holds. */
+export interface FirmwareHeld {
+  packageId: string;
+  held: number;
+  complete: boolean;
+}
+
 export interface ClientOptions {
   /** leaf first, DER */
   chain: Uint8Array[];
@@ -41,6 +67,8 @@ export interface ClientOptions {
   ca?: string | string[];
   onMessage?: (d: Delivery) => void;
   onNotice?: (n: Notice) => void;
+  /** progress of the firmware rollouts this endpoint started (docs/gateway-protocol.md §3.5) */
+  onRolloutEvent?: (e: RolloutEvent) => void;
   /** ms to wait for the handshake and for each answer */
   timeoutMs?: number;
 }
@@ -127,6 +155,7 @@ export class GatewayClient {
       }
       if (f.t === 'msg') this.#o.onMessage?.(f as unknown as Delivery);
       else if (f.t === 'notice') this.#o.onNotice?.(f as unknown as Notice);
+      else if (f.t === 'rollout-event') this.#o.onRolloutEvent?.(f as unknown as RolloutEvent);
       else if (f.t === 'acked') {
         // Answers come in the order the acks were sent.
         this.#acks.shift()?.resolve(f.receipts as Receipt[]);
@@ -236,6 +265,30 @@ export class GatewayClient {
   }
   async consistencyProof(from: number, to: number): Promise<string[]> {
     return (await this.#request({ t: 'audit-consistency', from, to })).path as string[];
+  }
+
+  /** How many bytes of a package the gateway already holds (an upload resumes there). */
+  async firmwareHeld(packageId: string): Promise<FirmwareHeld> {
+    const f = await this.#request({ t: 'firmware-held', packageId });
+    return { packageId, held: f.held as number, complete: f.complete as boolean };
+  }
+  /** Sends package bytes [offset, offset + data.length) of a `size`-byte package. */
+  async firmwareChunk(packageId: string, size: number, offset: number, data: Uint8Array): Promise<FirmwareHeld> {
+    const f = await this.#request({ t: 'firmware-chunk', packageId, size, offset, data: b64u(data) });
+    return { packageId, held: f.held as number, complete: f.complete as boolean };
+  }
+  /** Completes an upload: the gateway checks the SHA-256 of what it holds and that it is that package. */
+  async firmwareCommit(packageId: string, sha256: Uint8Array): Promise<FirmwareHeld & { version: string; model: string; publisher: string; devices: number }> {
+    const f = await this.#request({ t: 'firmware-commit', packageId, sha256: b64u(sha256) });
+    return { packageId, held: f.held as number, complete: f.complete as boolean, version: f.version as string, model: f.model as string, publisher: f.publisher as string, devices: f.devices as number };
+  }
+  /** Starts a rollout (idempotent by id); stations absent means every device in the package. */
+  async startRollout(r: { id: string; packageId: string; stations?: string[]; lifetimeSec: number }): Promise<RolloutState> {
+    const f = await this.#request({ t: 'rollout', id: r.id, packageId: r.packageId, ...(r.stations ? { stations: r.stations } : { all: true }), lifetime: r.lifetimeSec });
+    return f.rollout as RolloutState;
+  }
+  async rolloutStatus(id: string): Promise<RolloutState> {
+    return (await this.#request({ t: 'rollout-status', id })).rollout as RolloutState;
   }
 
   /** Resolves when the gateway closes the connection (revocation, replacement, shutdown). */

@@ -17,7 +17,10 @@ export type ErrorCode =
   | 'ERR_NOT_FOUND' // a file, key or record does not exist
   | 'ERR_LIMIT' // a configured limit was reached (queue depth, rate, size)
   | 'ERR_UNAUTHENTICATED' // a connection has not (or could not) prove its identity
-  | 'ERR_STATE'; // local state is inconsistent or locked
+  | 'ERR_STATE' // local state is inconsistent or locked
+  | 'ERR_FIRMWARE_REJECTED' // a firmware package failed verification or decryption (opaque)
+  | 'ERR_FIRMWARE_MODEL' // a verified firmware package is for another device model
+  | 'ERR_FIRMWARE_ROLLBACK'; // a verified firmware package is not newer than the installed version
 
 export class EvsealError extends Error {
   readonly code: ErrorCode;
@@ -59,7 +62,9 @@ export type SecurityReason =
   | 'decrypt-failed'
   | 'prekey-expired'
   | 'prekey-signature'
-  | 'suites-signature';
+  | 'suites-signature'
+  | 'proof-invalid'
+  | 'digest-mismatch';
 
 /** Thrown inside core verification code; converted to an opaque error at the API edge. */
 export class VerificationFailure extends Error {

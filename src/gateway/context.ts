@@ -72,5 +72,10 @@ export interface GatewayContext {
   router: Router;
   /** Bundle publication; absent in component tests that do not need it. */
   directory?: Directory;
+  /** Firmware rollouts, told of stations' firmware statuses and security events by the built-in CSMS; absent when not needed. */
+  firmware?: {
+    firmwareStatus(stationId: string, status: string, requestId: number | undefined): void;
+    securityEvent(stationId: string, type: string): void;
+  };
   now: () => number;
 }

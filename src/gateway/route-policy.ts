@@ -25,6 +25,15 @@ const OCPP_CERT_RULES: RolePolicy = {
   ],
 };
 
+/**
+ * Firmware rollouts (docs/firmware.md, "Delivery through OCPP"): the
+ * operator's provisioning identity has the gateway send UpdateFirmware /
+ * SignedUpdateFirmware (ocpp-call, kind `firmware`) and gets the answers
+ * back. Nothing sealed travels under this kind: the package is fetched by
+ * the station over HTTP and its key slot opens only on the device.
+ */
+const OCPP_FIRMWARE_RULES: RolePolicy = { rules: [{ kind: 'firmware', from: ['provisioning'], to: ['charger'] }] };
+
 export function defaultRoutePolicy(roles: RolePolicy = DEFAULT_ROLE_POLICY): RoutePolicy {
   return { roles };
 }
@@ -37,10 +46,10 @@ export function routeAllowed(p: RoutePolicy, from: Role, kind: string, to: Role,
     case 'session':
       return isAllowed(p.roles, from, kind, to) || isAllowed(p.roles, to, kind, from);
     case 'ocpp-call':
-      return to === 'charger' && isAllowed(p.roles, from, kind, to);
+      return to === 'charger' && (isAllowed(p.roles, from, kind, to) || isAllowed(OCPP_FIRMWARE_RULES, from, kind, to));
     case 'ocpp-result':
       // a station's answer to a call it was allowed to receive
-      return from === 'charger' && isAllowed(p.roles, to, kind, from);
+      return from === 'charger' && (isAllowed(p.roles, to, kind, from) || isAllowed(OCPP_FIRMWARE_RULES, to, kind, from));
     case 'ocpp-csr':
     case 'ocpp-cert':
       return isAllowed(OCPP_CERT_RULES, from, kind, to);

@@ -17,6 +17,8 @@ import { loadSession, saveSession, sessionExists, sessionHandle } from './sessio
 import { withState, type EndpointState } from './endpoint-state.js';
 import { securityLog } from './security-log.js';
 import { loadCrls } from './trust-files.js';
+import { validateChain } from '../core/x509/index.js';
+import { open as hpkeOpen, suite as hpkeSuite } from '../core/hpke/index.js';
 
 export interface EndpointOptions {
   trust: TrustPolicy;
@@ -240,5 +242,46 @@ export class Endpoint {
       saveSession(this.id.store, handle, { ...rec, ratchet: ratchet.toJSON() });
       return pt;
     });
+  }
+
+  /**
+   * Validates peers' certificate chains under this endpoint's trust policy
+   * and CRLs at trusted time (firmware publishers, firmware recipients).
+   * Throws VerificationFailure; the caller logs it and answers opaquely.
+   */
+  verifyChains(chains: Uint8Array[][], expectedRole?: Role): ValidatedIdentity[] {
+    return withState(this.id.store, this.#o.wall, (st) => {
+      loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
+      const ctx = { policy: this.#o.trust, revocation: this.#o.revocationCheck ? st.revocation : ('skip' as const), now: st.clock.now(), expectedRole };
+      return chains.map((chain, i) => {
+        try {
+          return validateChain(chain, ctx);
+        } catch (e) {
+          if (e instanceof VerificationFailure && chains.length > 1) throw new VerificationFailure(e.reason, `chain ${i}: ${e.detail ?? e.reason}`);
+          throw e;
+        }
+      });
+    });
+  }
+
+  /**
+   * HPKE-opens (DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-256-GCM, base
+   * mode) a key slot sealed to this identity's long-lived certified key, the
+   * key of its X.509 leaf. Only firmware key slots use it: their HPKE info
+   * starts with its own context string, and the signature contexts
+   * (signature.ts) never produce a DH output, so the signing and KEM uses of
+   * the key stay apart. Throws ERR_OPEN_FAILED on any failure.
+   */
+  openKeySlot(enc: Uint8Array, ct: Uint8Array, info: Uint8Array): Uint8Array {
+    const k = this.id.privateKey;
+    if (k.asymmetricKeyType !== 'ec' || k.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+      throw new EvsealError('ERR_USAGE', 'key slots need an ECDSA P-256 identity key');
+    }
+    const d = Buffer.from(k.export({ format: 'jwk' }).d as string, 'base64url');
+    try {
+      return hpkeOpen(hpkeSuite(0x0010, 0x0001, 0x0002), enc, d, info, undefined, ct);
+    } finally {
+      d.fill(0);
+    }
   }
 }

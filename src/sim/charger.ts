@@ -11,6 +11,7 @@ import type { Endpoint } from '../keystore/endpoint.js';
 import { EVSEAL_VENDOR, type CarrierResult } from '../gateway/ocpp/carriers.js';
 import { ChargerCommands, type OutgoingSession } from './commands.js';
 import { ocppValidators, type OcppProtocol } from '../gateway/ocpp/validators.js';
+import { SimFirmware, type FirmwareEvent, type SimFirmwareOptions } from './firmware.js';
 
 /**
  * A simulated charging station (an endpoint, not part of the gateway: only
@@ -31,7 +32,8 @@ export type SimEvent =
   | { type: 'command'; msgId: string; from: string; operator: string; cmd: string; ok: boolean; error?: string }
   | { type: 'replied'; inReplyTo: string; to: string; kind: string; seq: number }
   | { type: 'reply-failed'; inReplyTo: string; to: string; code: string }
-  | { type: 'notice'; notice: unknown };
+  | { type: 'notice'; notice: unknown }
+  | FirmwareEvent;
 
 export interface SimChargerOptions {
   endpoint: Endpoint;
@@ -57,6 +59,8 @@ export interface SimChargerOptions {
   onEvent: (e: SimEvent) => void;
   /** Extra OCPP handlers for CSMS → station calls (e.g. SetNetworkProfile), by action. */
   handlers?: Record<string, (params: unknown, io: SimIo) => Promise<Record<string, unknown>>>;
+  /** Takes UpdateFirmware / SignedUpdateFirmware: downloads, verifies and installs packages (see firmware.ts). */
+  firmware?: Omit<SimFirmwareOptions, 'endpoint'>;
   /** Runs once after boot and bundle publication, e.g. a scripted transaction. */
   afterBoot?: (io: SimIo) => Promise<void>;
 }
@@ -260,6 +264,13 @@ export async function runSimCharger(o: SimChargerOptions, signal?: AbortSignal):
   const stop = new AbortController();
   signal?.addEventListener('abort', () => stop.abort(), { once: true });
   stop.signal.addEventListener('abort', () => wake(), { once: true });
+  const firmware = o.firmware ? new SimFirmware({ ...o.firmware, endpoint: ep }, o.protocol, o.onEvent) : undefined;
+  for (const [action, fn] of Object.entries(firmware?.handlers(io.call, stop.signal) ?? {})) {
+    client.handle(action, async ({ params }) => {
+      await booted;
+      return fn(params);
+    });
+  }
   let lost = false;
   client.on('close', () => {
     lost = !stop.signal.aborted;
@@ -300,6 +311,7 @@ export async function runSimCharger(o: SimChargerOptions, signal?: AbortSignal):
       await new Promise<void>((resolve) => (wake = resolve));
     }
     await replies;
+    await firmware?.idle();
     stop.abort();
     await heartbeats.catch((e: unknown) => {
       if (!lost) throw e;

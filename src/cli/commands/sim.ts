@@ -8,6 +8,7 @@ import { loadTrust } from '../../keystore/trust-files.js';
 import { readInput, wallClock } from '../io.js';
 import { collect, intArg } from '../options.js';
 import { passphraseFor } from '../passphrase.js';
+import { readInstalled, writeInstalled } from '../../firmware/installed.js';
 
 function ocppArg(v: string): OcppProtocol {
   if (v !== '1.6' && v !== '2.0.1' && v !== '2.1') throw new InvalidArgumentError('must be 1.6, 2.0.1 or 2.1');
@@ -35,6 +36,8 @@ function describe(e: SimEvent): string {
       return `reply to ${e.inReplyTo} for ${e.to} failed [${e.code}]`;
     case 'notice':
       return `notice ${JSON.stringify(e.notice)}`;
+    case 'firmware':
+      return `firmware update ${e.requestId}: ${e.status}${e.detail ? ` (${e.detail})` : ''}`;
   }
 }
 
@@ -58,6 +61,9 @@ export function registerSim(program: Command): void {
     .option('--out-dir <DIR>', 'write each plaintext to DIR/<msgId>.bin (never to stdout)')
     .option('--tool-operator <NAME>', 'an operator whose service tools may command this charger (repeatable; default: the charger\'s own operator)', collect, [])
     .option('--tool-session-max-age <SECONDS>', 'a service-tool session older than this takes no more commands', intArg, 900)
+    .option('--firmware-dir <DIR>', 'take UpdateFirmware / SignedUpdateFirmware: download, verify and install packages here')
+    .option('--firmware-model <MODEL>', 'with --firmware-dir: the device model, recorded when ID_DIR has no installed firmware yet')
+    .option('--firmware-version <V>', 'with --firmware-dir: the installed version, recorded when ID_DIR has none yet', '0')
     .option('--tls-ca <PEM>', 'CA certificate that signed the gateway\'s TLS certificate (wss://)')
     .option('--tls-cert <PEM>', 'TLS client certificate (security profile 3)')
     .option('--tls-key <PEM>', 'private key of --tls-cert')
@@ -76,6 +82,7 @@ export function registerSim(program: Command): void {
       if (o.tlsCa) wsOpts.ca = readInput(o.tlsCa);
       if (o.tlsCert) wsOpts.cert = readInput(o.tlsCert);
       if (o.tlsKey) wsOpts.key = readInput(o.tlsKey);
+      if (o.firmwareDir && o.firmwareModel && readInstalled(o.as) === undefined) writeInstalled(o.as, { model: o.firmwareModel, version: o.firmwareVersion });
       const stop = new AbortController();
       const onSignal = () => stop.abort();
       process.once('SIGINT', onSignal);
@@ -95,6 +102,7 @@ export function registerSim(program: Command): void {
             toolOperators: o.toolOperator,
             toolSessionMaxAgeSec: o.toolSessionMaxAge,
             wsOpts,
+            ...(o.firmwareDir ? { firmware: { dir: o.firmwareDir, ...(wsOpts.ca ? { ca: wsOpts.ca as Buffer } : {}) } } : {}),
             onEvent: (e) => process.stdout.write((o.json ? JSON.stringify(e) : describe(e)) + '\n'),
           },
           stop.signal,

@@ -18,9 +18,14 @@ export type ClientFrame =
   | { t: 'publish-crl'; ref: number; pem: string }
   | { t: 'get-crls'; ref: number }
   | { t: 'audit-proof'; ref: number; index: number; size: number }
-  | { t: 'audit-consistency'; ref: number; from: number; to: number };
+  | { t: 'audit-consistency'; ref: number; from: number; to: number }
+  | { t: 'firmware-held'; ref: number; packageId: string }
+  | { t: 'firmware-chunk'; ref: number; packageId: string; size: number; offset: number; data: string }
+  | { t: 'firmware-commit'; ref: number; packageId: string; sha256: string }
+  | { t: 'rollout'; ref: number; id: string; packageId: string; stations?: string[]; all?: boolean; lifetime: number }
+  | { t: 'rollout-status'; ref: number; id: string };
 
-type FieldKind = 'string' | 'int' | 'string[]' | 'int[]' | 'array';
+type FieldKind = 'string' | 'int' | 'string[]' | 'int[]' | 'array' | 'bool';
 const SPECS: Record<ClientFrame['t'], Record<string, FieldKind | `${FieldKind}?`>> = {
   auth: { chain: 'string[]', nonce: 'string', sig: 'string' },
   send: { ref: 'int', format: 'string', to: 'string?', kind: 'string?', id: 'string?', expires: 'int?', body: 'string' },
@@ -35,6 +40,11 @@ const SPECS: Record<ClientFrame['t'], Record<string, FieldKind | `${FieldKind}?`
   'get-crls': { ref: 'int' },
   'audit-proof': { ref: 'int', index: 'int', size: 'int' },
   'audit-consistency': { ref: 'int', from: 'int', to: 'int' },
+  'firmware-held': { ref: 'int', packageId: 'string' },
+  'firmware-chunk': { ref: 'int', packageId: 'string', size: 'int', offset: 'int', data: 'string' },
+  'firmware-commit': { ref: 'int', packageId: 'string', sha256: 'string' },
+  rollout: { ref: 'int', id: 'string', packageId: 'string', stations: 'string[]?', all: 'bool?', lifetime: 'int' },
+  'rollout-status': { ref: 'int', id: 'string' },
 };
 
 function ok(v: unknown, k: FieldKind): boolean {
@@ -49,6 +59,8 @@ function ok(v: unknown, k: FieldKind): boolean {
       return Array.isArray(v) && v.length <= 4096 && v.every((x) => Number.isSafeInteger(x) && x > 0);
     case 'array':
       return Array.isArray(v);
+    case 'bool':
+      return typeof v === 'boolean';
   }
 }
 
@@ -86,5 +98,6 @@ export function parseClientFrame(text: string): ClientFrame {
   if (t === 'send' && !['envelope', 'session', 'ocpp-call', 'ocpp-cert'].includes(o.format as string)) {
     throw new EvsealError('ERR_INVALID_INPUT', 'send: format must be envelope, session, ocpp-call or ocpp-cert');
   }
+  if (t === 'rollout' && (o.all === true) === (o.stations !== undefined)) throw new EvsealError('ERR_INVALID_INPUT', 'rollout: give either stations or all: true');
   return o as unknown as ClientFrame;
 }

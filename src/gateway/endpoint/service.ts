@@ -14,6 +14,7 @@ import type { QueuedMessage } from '../store/store.js';
 import type { GatewayTrust } from '../trust.js';
 import type { Directory } from '../directory.js';
 import { parseClientFrame, refOf, type ClientFrame } from './frames.js';
+import type { EndpointFirmware } from '../firmware/endpoint.js';
 
 export interface EndpointServiceOptions {
   gatewayId: string;
@@ -26,6 +27,8 @@ export interface EndpointServiceOptions {
   /** deliveries in flight per connection */
   window: number;
   maxOneTimePrekeys: number;
+  /** package upload and rollouts (docs/gateway-protocol.md §3.5); without it those frames are refused */
+  firmware?: EndpointFirmware;
 }
 
 export interface AuditProofs {
@@ -164,12 +167,17 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
     ctx.metrics.connections.inc({ kind: 'endpoint' });
     log.info({ id: identity.id, role: identity.role, operator: identity.operator }, 'endpoint connected');
     send(ws, { t: 'welcome', id: identity.id, role: identity.role, operator: identity.operator });
-    conn.detach = ctx.router.attach(identity.id, {
+    const detachRouter = ctx.router.attach(identity.id, {
       window: o.window,
       push: (m: QueuedMessage) =>
         send(ws, { t: 'msg', seq: m.seq, format: m.format, from: m.sender, kind: m.kind, id: m.msgId, expires: m.expires, body: m.body }),
       notice: (n) => send(ws, { t: 'notice', type: n.type, id: n.msgId, peer: n.peer, reason: n.reason }),
     });
+    const unsubscribe = o.firmware?.subscribe(identity.id, (e) => send(ws, e));
+    conn.detach = () => {
+      detachRouter();
+      unsubscribe?.();
+    };
     return conn;
   }
 
@@ -257,6 +265,14 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
       }
       case 'audit-consistency':
         send(ws, { t: 'consistency', ref: f.ref, from: f.from, to: f.to, path: await audit.consistencyProof(f.from, f.to) });
+        return;
+      case 'firmware-held':
+      case 'firmware-chunk':
+      case 'firmware-commit':
+      case 'rollout':
+      case 'rollout-status':
+        if (!o.firmware) throw new EvsealError('ERR_NOT_FOUND', 'this gateway does not deliver firmware');
+        send(ws, await o.firmware.handle(c.principal, f));
         return;
     }
   }

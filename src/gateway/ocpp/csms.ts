@@ -232,6 +232,7 @@ export class Csms {
         await up((s) => {
           s.firmware = { status: p.status as string, at: this.#iso(), signed: true, ...(typeof p.requestId === 'number' ? { requestId: p.requestId } : {}) };
         });
+        this.#ctx.firmware?.firmwareStatus(stationId, p.status as string, typeof p.requestId === 'number' ? p.requestId : undefined);
         return {};
       });
     } else {
@@ -269,6 +270,7 @@ export class Csms {
       await up((s) => {
         s.firmware = { status: p.status as string, at: this.#iso(), ...(typeof p.requestId === 'number' ? { requestId: p.requestId } : {}) };
       });
+      this.#ctx.firmware?.firmwareStatus(stationId, p.status as string, typeof p.requestId === 'number' ? p.requestId : undefined);
       return {};
     });
 
@@ -277,6 +279,7 @@ export class Csms {
         s.securityEvents.push({ type: p.type as string, at: p.timestamp as string, ...(typeof p.techInfo === 'string' ? { techInfo: p.techInfo } : {}) });
         s.securityEvents.splice(0, Math.max(0, s.securityEvents.length - KEEP_SECURITY_EVENTS));
       });
+      this.#ctx.firmware?.securityEvent(stationId, p.type as string);
       return {};
     });
 

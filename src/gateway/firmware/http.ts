@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import { ID_RE } from '../../core/roles.js';
+import { EvsealError } from '../../core/errors.js';
+import { parseRange } from './range.js';
+import { PACKAGE_ID_RE, type PackageStore } from './packages.js';
+
+/** The path a station downloads its device package from (docs/firmware.md, "Delivery through OCPP"). */
+export function firmwarePath(store: PackageStore, packageId: string, stationId: string): string {
+  return `/firmware/${packageId}/${encodeURIComponent(stationId)}/${store.token(packageId, stationId)}`;
+}
+
+const PATH = /^\/firmware\/([^/]+)\/([^/]+)\/([A-Za-z0-9_-]{22})$/;
+
+/**
+ * Serves each station its device package: the device prefix (its key slot
+ * and inclusion proof) followed by the package's shared byte range, which
+ * every device downloads unchanged. GET and HEAD, one byte range per
+ * request (206, or 416 past the end), a strong ETag and If-Range, so an
+ * interrupted download resumes where it stopped. The body is streamed from
+ * disk: memory does not grow with the package. Anything unknown, or a
+ * token that does not match, is 404 (the two are not told apart).
+ */
+export function createFirmwareHttp(store: PackageStore, log: Logger) {
+  const notFound = (res: ServerResponse): void => {
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end('{"error":"not found"}');
+  };
+
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const m = PATH.exec((req.url ?? '/').split('?')[0]!);
+    if (!m) return notFound(res);
+    const [, packageId, rawStation, token] = m as unknown as [string, string, string, string];
+    let stationId: string;
+    try {
+      stationId = decodeURIComponent(rawStation);
+    } catch {
+      return notFound(res);
+    }
+    if (!PACKAGE_ID_RE.test(packageId) || !ID_RE.test(stationId) || !store.checkToken(packageId, stationId, token)) return notFound(res);
+    let index;
+    try {
+      index = await store.index(packageId);
+    } catch (e) {
+      if (e instanceof EvsealError && e.code === 'ERR_NOT_FOUND') return notFound(res);
+      throw e;
+    }
+    if (!index.deviceIds.includes(stationId)) return notFound(res);
+    const prefix = await store.prefix(packageId, index, stationId);
+    const total = prefix.length + index.shared.length;
+    const etag = `"${createHash('sha256').update(`${packageId}\0${stationId}\0`).update(prefix).digest('base64url').slice(0, 27)}"`;
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/octet-stream',
+      'accept-ranges': 'bytes',
+      etag,
+      'cache-control': 'private, no-transform',
+    };
+    const ifRange = req.headers['if-range'];
+    const range = ifRange === undefined || ifRange === etag ? parseRange(req.headers.range, total) : undefined;
+    if (range === 'unsatisfiable') {
+      res.writeHead(416, { ...headers, 'content-range': `bytes */${total}`, 'content-length': 0 });
+      res.end();
+      return;
+    }
+    const start = range?.start ?? 0;
+    const end = range?.end ?? total - 1;
+    if (range) headers['content-range'] = `bytes ${start}-${end}/${total}`;
+    headers['content-length'] = end - start + 1;
+    res.writeHead(range ? 206 : 200, headers);
+    if (req.method === 'HEAD' || end < start) {
+      res.end();
+      return;
+    }
+    log.info({ packageId, stationId, start, end, total }, 'firmware download');
+    // [start, end] over prefix ‖ shared: first the part inside the prefix, then the file's bytes
+    if (start < prefix.length) {
+      const ok = res.write(prefix.subarray(start, Math.min(end + 1, prefix.length)));
+      if (!ok) await new Promise<void>((r) => res.once('drain', () => r()));
+    }
+    if (end >= prefix.length) {
+      const from = index.shared.offset + Math.max(0, start - prefix.length);
+      const to = index.shared.offset + (end - prefix.length);
+      await pipeline(createReadStream(store.path(packageId), { start: from, end: to, highWaterMark: 64 * 1024 }), res);
+    } else {
+      res.end();
+    }
+  }
+
+  return {
+    /** Whether this request is for the firmware handler. */
+    matches: (req: IncomingMessage): boolean => (req.url ?? '').startsWith('/firmware/'),
+    handle(req: IncomingMessage, res: ServerResponse): void {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' });
+        res.end();
+        return;
+      }
+      serve(req, res).catch((e: unknown) => {
+        // a client that went away mid-body is routine for a resuming downloader
+        if ((e as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+        log.error({ err: (e as Error).message }, 'firmware download failed');
+        if (!res.headersSent) {
+          res.writeHead(500);
+          res.end();
+        } else {
+          res.destroy();
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,298 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { EvsealError } from '../../core/errors.js';
+import { writeFileAtomic } from '../../keystore/atomic-file.js';
+import type { GatewayContext, Principal } from '../context.js';
+import { routeAllowed, type RoutePolicy } from '../route-policy.js';
+import { isOcppProtocol, type OcppProtocol } from '../ocpp/validators.js';
+import { firmwarePath } from './http.js';
+import type { PackageStore } from './packages.js';
+
+/**
+ * Statuses a station ends a rollout in. Installed is success; the others
+ * are (Signed)FirmwareStatusNotification failures (OCPP 2.0.1 L01, 1.6
+ * security whitepaper: the same enumeration) or the gateway's own
+ * verdicts: NotInPackage (no key slot for it), UnknownStation (not
+ * registered), NeverBooted (no OCPP version known, so no call to pick).
+ * Rejected, Expired and Undeliverable are seen by the rollout client (the
+ * station's answer to the call, the router's expiry and dead-letter notices).
+ */
+export const INSTALLED = 'Installed';
+export const FAILED_STATUSES: ReadonlySet<string> = new Set([
+  'DownloadFailed',
+  'InstallationFailed',
+  'InstallVerificationFailed',
+  'InvalidSignature',
+  'InvalidCertificate',
+  'RevokedCertificate',
+  'NotInPackage',
+  'UnknownStation',
+  'NeverBooted',
+  'Rejected',
+  'Expired',
+  'Undeliverable',
+]);
+export const isTerminal = (status: string): boolean => status === INSTALLED || FAILED_STATUSES.has(status);
+
+export interface StationProgress {
+  status: string;
+  /** Unix ms of the last change */
+  at: number;
+  protocol?: OcppProtocol;
+  /** the message id of the UpdateFirmware / SignedUpdateFirmware call (ocpp-result inReplyTo, expiry notices) */
+  msgId?: string;
+  /** security events the station raised during the rollout (types only) */
+  securityEvents?: string[];
+}
+
+export interface Rollout {
+  id: string;
+  owner: string;
+  packageId: string;
+  requestId: number;
+  created: number;
+  expires: number;
+  stations: Record<string, StationProgress>;
+}
+
+/** What a rollout client is told as it happens (docs/gateway-protocol.md §3.5). */
+export type RolloutEvent =
+  | { t: 'rollout-event'; id: string; station: string; status: string; at: number }
+  | { t: 'rollout-event'; id: string; station: string; security: string; at: number };
+
+export interface OcppFirmwareFields {
+  /** 1.6 SignedUpdateFirmware requires both; 2.0.1/2.1 UpdateFirmware takes them when given */
+  signingCertificate: string;
+  signature: string;
+}
+
+export interface RolloutOptions {
+  packages: PackageStore;
+  policy: RoutePolicy;
+  /** http(s)://host:port the stations download from */
+  baseUrl: () => string;
+  /** the publisher certificate and manifest signature of a package, for the OCPP firmware fields */
+  fields: (packageId: string) => Promise<OcppFirmwareFields>;
+  dataDir: string;
+  maxStations?: number;
+}
+
+const ROLLOUT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Rollouts are forgotten this long after they expire. */
+const KEEP_AFTER_EXPIRY_MS = 7 * 24 * 3600_000;
+
+/**
+ * Firmware rollouts: for each station, the gateway queues an
+ * UpdateFirmware (2.0.1, 2.1) or SignedUpdateFirmware (1.6) call through
+ * the router, as an ocpp-call from the rollout's owner of kind `firmware`
+ * (so the route policy decides who may roll out, the call is audited, waits
+ * in the mailbox of an offline station until the rollout expires, and the
+ * station's answer goes back to the owner as an ocpp-result). The station's
+ * (Signed)FirmwareStatusNotifications and SecurityEventNotifications reach
+ * the built-in CSMS, which hands them here: the per-station status is kept
+ * in DATA/firmware/rollouts/<id>.json and pushed to the owner while it is
+ * connected.
+ */
+export class RolloutManager {
+  readonly #ctx: GatewayContext;
+  readonly #o: RolloutOptions;
+  readonly #dir: string;
+  readonly #rollouts = new Map<string, Rollout>();
+  /** `${station}\0${requestId}` → rollout id */
+  readonly #byRequest = new Map<string, string>();
+  readonly #listeners = new Map<string, Set<(e: RolloutEvent) => void>>();
+  readonly #dirty = new Set<string>();
+  readonly #starting = new Map<string, Promise<Rollout>>();
+  #flushing = false;
+
+  constructor(ctx: GatewayContext, o: RolloutOptions) {
+    this.#ctx = ctx;
+    this.#o = o;
+    this.#dir = join(o.dataDir, 'firmware', 'rollouts');
+    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    const now = ctx.now();
+    for (const f of readdirSync(this.#dir)) {
+      if (!f.endsWith('.json')) continue;
+      try {
+        const r = JSON.parse(readFileSync(join(this.#dir, f), 'utf8')) as Rollout;
+        this.#index(r);
+      } catch (e) {
+        ctx.log.warn({ file: f, err: (e as Error).message }, 'rollout state unreadable');
+      }
+    }
+    this.#prune(now);
+  }
+
+  #index(r: Rollout): void {
+    this.#rollouts.set(r.id, r);
+    for (const s of Object.keys(r.stations)) this.#byRequest.set(`${s}\0${r.requestId}`, r.id);
+  }
+
+  /** Refuses a principal that may not upload packages or roll them out: the route policy's `firmware` rule to chargers decides. */
+  checkRole(p: Principal): void {
+    if (!routeAllowed(this.#o.policy, p.role, 'firmware', 'charger', 'ocpp-call')) throw new EvsealError('ERR_POLICY_DENIED', `route policy forbids firmware rollouts from role ${p.role}`);
+  }
+
+  /** Forgets rollouts long past their expiry, in memory and on disk. */
+  #prune(now: number): void {
+    for (const r of this.#rollouts.values()) {
+      if (r.expires + KEEP_AFTER_EXPIRY_MS >= now) continue;
+      this.#rollouts.delete(r.id);
+      for (const s of Object.keys(r.stations)) this.#byRequest.delete(`${s}\0${r.requestId}`);
+      rmSync(join(this.#dir, `${r.id}.json`), { force: true });
+    }
+  }
+
+  /** Receives events for the rollouts `owner` started; returns the unsubscribe function. */
+  subscribe(owner: string, fn: (e: RolloutEvent) => void): () => void {
+    let set = this.#listeners.get(owner);
+    if (!set) this.#listeners.set(owner, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0 && this.#listeners.get(owner) === set) this.#listeners.delete(owner);
+    };
+  }
+
+  get(owner: Principal, id: string): Rollout {
+    const r = this.#rollouts.get(id);
+    if (!r || r.owner !== owner.id) throw new EvsealError('ERR_NOT_FOUND', `no rollout ${id}`);
+    return r;
+  }
+
+  /**
+   * Starts a rollout (idempotent by id: the same request again answers the
+   * rollout as it stands). Stations that cannot be reached by any call get
+   * a terminal status at once; the others are Queued until they answer.
+   */
+  async start(owner: Principal, req: { id: string; packageId: string; stations?: string[]; all?: boolean; lifetimeMs: number }): Promise<Rollout> {
+    this.checkRole(owner);
+    if (!ROLLOUT_ID.test(req.id)) throw new EvsealError('ERR_INVALID_INPUT', 'malformed rollout id');
+    const existing = this.#rollouts.get(req.id);
+    if (existing) {
+      if (existing.owner !== owner.id || existing.packageId !== req.packageId) throw new EvsealError('ERR_INVALID_INPUT', `rollout id ${req.id} is taken`);
+      return existing;
+    }
+    // the same request twice at once: the second waits for the first, then answers from it
+    const pending = this.#starting.get(req.id);
+    if (pending) return pending.then(() => this.start(owner, req));
+    const run = this.#start(owner, req).finally(() => this.#starting.delete(req.id));
+    this.#starting.set(req.id, run);
+    return run;
+  }
+
+  async #start(owner: Principal, req: { id: string; packageId: string; stations?: string[]; all?: boolean; lifetimeMs: number }): Promise<Rollout> {
+    const index = await this.#o.packages.index(req.packageId);
+    const targets = [...new Set(req.all ? index.deviceIds : (req.stations ?? []))];
+    if (targets.length === 0) throw new EvsealError('ERR_INVALID_INPUT', 'a rollout needs at least one station');
+    if (targets.length > (this.#o.maxStations ?? 100_000)) throw new EvsealError('ERR_LIMIT', 'too many stations in one rollout');
+    const now = this.#ctx.now();
+    this.#prune(now);
+    const inPackage = new Set(index.deviceIds);
+    const fields = await this.#o.fields(req.packageId);
+    // derived from the rollout id, so a rollout restarted after a failure sends the same requestId
+    const requestId = (createHash('sha256').update(`evseal firmware request\0${req.id}`).digest().readUInt32BE(0) >>> 1) || 1;
+    const r: Rollout = { id: req.id, owner: owner.id, packageId: req.packageId, requestId, created: now, expires: now + req.lifetimeMs, stations: {} };
+    const retrieveDateTime = new Date(now).toISOString();
+    const calls: { station: string; msgId: string; body: string }[] = [];
+    for (const station of targets) {
+      const set = (status: string, extra: Partial<StationProgress> = {}) => (r.stations[station] = { status, at: now, ...extra });
+      if (!inPackage.has(station)) {
+        set('NotInPackage');
+        continue;
+      }
+      if (!(await this.#ctx.store.getStation(station))) {
+        set('UnknownStation');
+        continue;
+      }
+      const protocol = (await this.#ctx.store.getStationState(station))?.protocol;
+      if (!isOcppProtocol(protocol)) {
+        set('NeverBooted');
+        continue;
+      }
+      const firmware = { location: this.#o.baseUrl() + firmwarePath(this.#o.packages, req.packageId, station), retrieveDateTime, ...fields };
+      const call = protocol === 'ocpp1.6' ? { action: 'SignedUpdateFirmware', payload: { requestId, firmware } } : { action: 'UpdateFirmware', payload: { requestId, firmware } };
+      const msgId = createHash('sha256').update(`evseal firmware rollout\0${req.id}\0${station}`).digest('base64url').slice(0, 22);
+      set('Queued', { protocol, msgId });
+      calls.push({ station, msgId, body: JSON.stringify(call) });
+    }
+    // known before the first call goes out: a station may answer and report at once
+    this.#index(r);
+    // submitted together, so the router commits them in shared transactions
+    await Promise.all(
+      calls.map(async (c) => {
+        try {
+          await this.#ctx.router.submit(owner, { format: 'ocpp-call', to: c.station, kind: 'firmware', msgId: c.msgId, expires: r.expires, body: c.body });
+        } catch (e) {
+          if (!(e instanceof EvsealError)) throw e;
+          this.#ctx.log.warn({ rollout: r.id, stationId: c.station, code: e.code }, 'firmware call not queued');
+          r.stations[c.station] = { status: 'Undeliverable', at: now };
+        }
+      }),
+    );
+    this.#save(r.id);
+    this.#ctx.log.info({ rollout: r.id, owner: owner.id, packageId: r.packageId, stations: targets.length, queued: calls.length }, 'firmware rollout started');
+    return r;
+  }
+
+  /** A (Signed)FirmwareStatusNotification from a station (built-in CSMS). */
+  firmwareStatus(station: string, status: string, requestId: number | undefined): void {
+    const r = this.#find(station, requestId);
+    if (!r) return;
+    const p = r.stations[station]!;
+    if (isTerminal(p.status)) return; // a rollout's verdict is final; later notifications (Idle) do not reopen it
+    const at = this.#ctx.now();
+    p.status = status;
+    p.at = at;
+    this.#save(r.id);
+    this.#emit(r.owner, { t: 'rollout-event', id: r.id, station, status, at });
+  }
+
+  /** A SecurityEventNotification from a station: noted on its open rollout (the type only; techInfo stays in the station state). */
+  securityEvent(station: string, type: string): void {
+    const r = this.#find(station, undefined);
+    if (!r) return;
+    const p = r.stations[station]!;
+    (p.securityEvents ??= []).push(type);
+    p.securityEvents.splice(0, Math.max(0, p.securityEvents.length - 20));
+    const at = this.#ctx.now();
+    this.#save(r.id);
+    this.#emit(r.owner, { t: 'rollout-event', id: r.id, station, security: type, at });
+  }
+
+  /** The rollout a notification belongs to: by requestId, or else the station's newest rollout still open. */
+  #find(station: string, requestId: number | undefined): Rollout | undefined {
+    if (requestId !== undefined) {
+      const id = this.#byRequest.get(`${station}\0${requestId}`);
+      return id === undefined ? undefined : this.#rollouts.get(id);
+    }
+    let best: Rollout | undefined;
+    for (const r of this.#rollouts.values()) {
+      const p = r.stations[station];
+      if (p && p.msgId !== undefined && (!best || r.created > best.created)) best = r;
+    }
+    return best;
+  }
+
+  #emit(owner: string, e: RolloutEvent): void {
+    for (const fn of this.#listeners.get(owner) ?? []) fn(e);
+  }
+
+  /** Writes changed rollouts once per turn of the event loop (temp file + rename). */
+  #save(id: string): void {
+    this.#dirty.add(id);
+    if (this.#flushing) return;
+    this.#flushing = true;
+    setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    this.#flushing = false;
+    for (const id of this.#dirty) {
+      const r = this.#rollouts.get(id);
+      if (r) writeFileAtomic(join(this.#dir, `${id}.json`), JSON.stringify(r) + '\n', 0o600);
+    }
+    this.#dirty.clear();
+  }
+}
