@@ -71,6 +71,9 @@ async function make(role: 'charger' | 'provisioning', id: string): Promise<strin
 
 const out: PairData[] = [];
 const t0 = Date.now();
+// Progress to the parent, which restarts a worker that stops making any (see bench/gateway.ts).
+const progress = () => void process.send?.({ type: 'progress', made: out.length });
+progress();
 for (const i of cfg.pairs) {
   const sDir = await make('provisioning', `bs-${i}`);
   const rDir = await make('charger', `br-${i}`);
@@ -83,6 +86,7 @@ for (const i of cfg.pairs) {
   const envs: string[] = [];
   for (let k = 0; k < (cfg.counts[i] ?? 0); k++) {
     envs.push(sealEnvelope(sender, bundle, pt, { kind: 'credentials', now: new Date(), lifetimeSec: 3600, rolePolicy: DEFAULT_ROLE_POLICY }));
+    if (k % 1000 === 999) progress();
   }
   const pem = (k: typeof s.privateKey) => k.export({ type: 'pkcs8', format: 'pem' }) as string;
   out.push({
@@ -91,8 +95,11 @@ for (const i of cfg.pairs) {
     recipient: { id: r.file.id, chain: r.chain.map(b64u), key: pem(r.privateKey), bundle: bundleText },
     envs,
   });
+  progress();
 }
 writeFileSync(cfg.out, JSON.stringify(out.map((p) => ({ ...p, envs: p.envs.slice(0, cfg.smallCount) }))));
 const p0 = out.find((p) => p.i === 0);
 if (p0) writeFileSync(cfg.out0, JSON.stringify([p0]));
 process.stderr.write(`gateway bench: worker ${process.pid} made ${cfg.pairs.length} pairs and ${out.reduce((n, p) => n + p.envs.length, 0)} envelopes in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+// Everything is written (synchronously): exit now, without waiting for the IPC channel or any handle left open.
+process.exit(0);

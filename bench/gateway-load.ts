@@ -69,6 +69,8 @@ export interface RelayResult {
   completed: number;
   seconds: number;
   msgsPerSec: number;
+  /** the same after the first WARM_SHARE of completions (JIT and allocator warm-up of a fresh server process), for both targets alike */
+  steadyMsgsPerSec: number;
   /** send → delivery at the recipient, ms */
   deliveryMs: Percentiles;
   /** send → the recipient's acknowledgement confirmed (evseal: acked frame; ws: ack back at the sender), ms */
@@ -105,6 +107,8 @@ export interface OcppResult extends Omit<OcppProgress, 'type'> {
 }
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as LoadConfig;
+/** share of a relay run's messages counted as warm-up for steadyMsgsPerSec */
+const WARM_SHARE = 0.1;
 const send = (m: unknown): void => void process.send?.(m);
 const errLine = (s: string) => process.stderr.write(`gateway bench [load ${process.pid}]: ${s}\n`);
 
@@ -158,6 +162,9 @@ async function relay(config: RelayConfig): Promise<RelayResult> {
   const inflight = new Int32Array(c.pairs);
   const next = new Int32Array(c.pairs);
   let completed = 0;
+  const warmN = Math.floor(total * WARM_SHARE);
+  let tWarm = 0;
+  let warmDone = 0;
   let accepted = 0;
   let duplicatesAccepted = 0;
   let deliveredTwice = 0;
@@ -183,6 +190,10 @@ async function relay(config: RelayConfig): Promise<RelayResult> {
   const onCompleted = (i: number, ks: number[], t: number, pump: (i: number) => void) => {
     for (const k of ks) roundTripMs.push(t - sentAt[i]![k]!);
     completed += ks.length;
+    if (tWarm === 0 && completed >= warmN) {
+      tWarm = t;
+      warmDone = completed;
+    }
     inflight[i]! -= ks.length;
     pump(i);
     checkDone();
@@ -318,6 +329,7 @@ async function relay(config: RelayConfig): Promise<RelayResult> {
     completed,
     seconds,
     msgsPerSec: completed / seconds,
+    steadyMsgsPerSec: tEnd > tWarm ? (completed - warmDone) / ((tEnd - tWarm) / 1000) : NaN,
     deliveryMs: percentiles(deliveredMs),
     roundTripMs: percentiles(roundTripMs),
     ...(c.target === 'evseal' ? { acceptMs: percentiles(acceptMs) } : {}),

@@ -1,7 +1,7 @@
 import { EvsealError } from '../core/errors.js';
 import { ID_RE, isRole, type Role } from '../core/roles.js';
 import { isKind } from '../core/role-policy.js';
-import type { AuditEntry, GatewayStore, QueuedMessage, TreeHead } from './store/store.js';
+import { auditFor, type AuditEntry, type GatewayStore, type QueuedMessage, type TreeHead } from './store/store.js';
 import type { DeliverySink, Principal, Receipt, Router, Submission } from './context.js';
 import type { Metrics } from './metrics.js';
 import type { RoutePolicy } from './route-policy.js';
@@ -10,8 +10,20 @@ import type { Logger } from 'pino';
 
 /** What the router needs of the audit log: fold in new entries and sign a head; make receipts. */
 export interface AuditSigner {
-  sync(): Promise<TreeHead>;
+  /** A head covering every entry appended so far (with upTo: at least those below it). */
+  sync(upTo?: number): Promise<TreeHead>;
   receipt(index: number, head: TreeHead): Receipt;
+  /** Entries the router just committed, handed over so that sync need not read them back. */
+  committed?(items: readonly { index: number; entry: AuditEntry }[]): void;
+}
+
+/**
+ * How the other nodes of a cluster reach this one (cluster/bus.ts): while a
+ * recipient is attached here, `wake` runs whenever a message for it commits
+ * on any node. A single-process gateway has none.
+ */
+export interface RouterBus {
+  watch(recipient: string, wake: () => void): () => void;
 }
 
 export interface RouterLimits {
@@ -52,6 +64,12 @@ interface Attached {
   cursor: number;
   pumping: boolean;
   again: boolean;
+  /**
+   * The store holds nothing for this recipient past the cursor that has not
+   * been pushed: fresh commits are then pushed from memory, with no read.
+   * Only kept when this router is the mailbox's one writer (see #exclusive).
+   */
+  synced: boolean;
   timers: Set<NodeJS.Timeout>;
 }
 
@@ -72,6 +90,11 @@ export class MailRouter implements Router {
   readonly #limits: RouterLimits;
   readonly #now: () => number;
   readonly #roleOf: (id: string) => Promise<Role | undefined>;
+  readonly #bus: RouterBus | undefined;
+  /** No other process writes the mailbox (an exclusive store, no cluster bus): what this router commits is all there is. */
+  readonly #exclusive: boolean;
+  /** The store commits submissions and acknowledgements in one transaction (GatewayStore.commit). */
+  readonly #combined: boolean;
   readonly #sinks = new Map<string, Attached>();
   /**
    * Messages held per recipient, counted here instead of by a query per
@@ -79,6 +102,8 @@ export class MailRouter implements Router {
    * kept up to date by this process (a single-process gateway owns its store).
    */
   readonly #depth = new Map<string, number>();
+  /** per sender: the admission of its latest submission, settled */
+  readonly #admitting = new Map<string, Promise<void>>();
   #queue: Pending[] = [];
   #acks: { recipient: string; seqs: number[]; resolve: (r: Receipt[]) => void; reject: (e: unknown) => void }[] = [];
   #flushing = false;
@@ -95,6 +120,7 @@ export class MailRouter implements Router {
     now?: () => number;
     /** The role of a recipient id: a registered station is a charger, a directory entry names its role. */
     roleOf: (id: string) => Promise<Role | undefined>;
+    bus?: RouterBus;
   }) {
     this.#store = o.store;
     this.#audit = o.audit;
@@ -104,6 +130,9 @@ export class MailRouter implements Router {
     this.#limits = { ...DEFAULT_ROUTER_LIMITS, ...o.limits };
     this.#now = o.now ?? Date.now;
     this.#roleOf = o.roleOf;
+    this.#bus = o.bus;
+    this.#exclusive = o.store.exclusive === true && o.bus === undefined;
+    this.#combined = typeof o.store.commit === 'function';
   }
 
   get limits(): RouterLimits {
@@ -127,9 +156,28 @@ export class MailRouter implements Router {
     if (s.to === from.id) bad('a message to oneself is not routed');
   }
 
-  async submit(from: Principal, s: Submission): Promise<{ seq: number; duplicate: boolean; receipt: Receipt | undefined }> {
-    if (this.#closed) throw new EvsealError('ERR_STATE', 'gateway is shutting down');
+  /**
+   * Admission runs in arrival order per sender: with a networked store the
+   * checks wait on queries that may complete out of order, and a later
+   * message must not overtake an earlier one into the commit queue.
+   */
+  submit(from: Principal, s: Submission): Promise<{ seq: number; duplicate: boolean; receipt: Receipt | undefined }> {
     const t0 = process.hrtime.bigint();
+    const prev = this.#admitting.get(from.id);
+    const turn = prev ? prev.then(() => this.#admit(from, s, t0)) : this.#admit(from, s, t0);
+    const settled = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#admitting.set(from.id, settled);
+    void settled.then(() => {
+      if (this.#admitting.get(from.id) === settled) this.#admitting.delete(from.id);
+    });
+    return turn.then((t) => t.result);
+  }
+
+  async #admit(from: Principal, s: Submission, t0: bigint): Promise<{ result: Promise<{ seq: number; duplicate: boolean; receipt: Receipt | undefined }> }> {
+    if (this.#closed) throw new EvsealError('ERR_STATE', 'gateway is shutting down');
     try {
       this.#check(from, s);
       const toRole = await this.#roleOf(s.to);
@@ -146,10 +194,13 @@ export class MailRouter implements Router {
       this.#metrics.refused.inc({ code: e instanceof EvsealError ? e.code : 'ERR_INTERNAL' });
       throw e;
     }
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ from, s, size: s.body.length, t0, resolve, reject });
-      this.#schedule();
-    });
+    // wrapped, so that awaiting the admission does not wait for the commit
+    return {
+      result: new Promise((resolve, reject) => {
+        this.#queue.push({ from, s, size: s.body.length, t0, resolve, reject });
+        this.#schedule();
+      }),
+    };
   }
 
   #schedule(): void {
@@ -161,21 +212,38 @@ export class MailRouter implements Router {
     });
   }
 
+  /**
+   * One commit per turn of the event loop: the submissions gathered, and,
+   * when the store can take both in one transaction (GatewayStore.commit),
+   * the acknowledgements too. One fsync and one signed tree head for all.
+   */
   async #flush(): Promise<void> {
-    if (this.#flushing || this.#queue.length === 0) return;
+    if (this.#flushing || (this.#queue.length === 0 && !(this.#combined && this.#acks.length > 0))) return;
     this.#flushing = true;
     const batch = this.#queue;
     this.#queue = [];
+    const acks = this.#combined ? this.#acks.splice(0) : [];
+    const now = this.#now();
+    // the store writes these entries; the same function rebuilds them for the audit log
+    const delivered = auditFor(now, 'delivered');
     try {
-      const now = this.#now();
-      const { results, auditIndexes } = await this.#store.enqueue(
-        batch.map((p) => ({
-          msg: { msgId: p.s.msgId, sender: p.from.id, recipient: p.s.to, kind: p.s.kind, format: p.s.format, body: p.s.body, expires: p.s.expires, created: now },
-          audit: entry(now, p.from.id, p.s.to, p.s.kind, p.size, p.s.msgId, 'accepted'),
-        })),
-      );
-      const head = await this.#audit.sync();
-      const recipients = new Set<string>();
+      const items = batch.map((p) => ({
+        msg: { msgId: p.s.msgId, sender: p.from.id, recipient: p.s.to, kind: p.s.kind, format: p.s.format, body: p.s.body, expires: p.s.expires, created: now },
+        audit: entry(now, p.from.id, p.s.to, p.s.kind, p.size, p.s.msgId, 'accepted'),
+      }));
+      const { enqueued, acked } =
+        acks.length === 0
+          ? { enqueued: await this.#store.enqueue(items), acked: [] }
+          : batch.length === 0
+            ? { enqueued: { results: [], auditIndexes: [] }, acked: await this.#store.ackBatch(acks, delivered) }
+            : await this.#store.commit!(items, acks, delivered);
+      const { results, auditIndexes } = enqueued;
+      const fresh: { index: number; entry: AuditEntry }[] = [];
+      auditIndexes.forEach((index, i) => index !== undefined && fresh.push({ index, entry: items[i]!.audit }));
+      for (const r of acked) r.removed.forEach((m, i) => fresh.push({ index: r.auditIndexes[i]!, entry: delivered(m) }));
+      const head = fresh.length > 0 ? await this.#syncAudit(fresh) : undefined;
+      acks.forEach((b, i) => b.resolve(this.#removed(b.recipient, b.seqs, acked[i]!, now, head)));
+      const toPush = new Map<string, QueuedMessage[]>();
       batch.forEach((p, i) => {
         const r = results[i]!;
         const idx = auditIndexes[i];
@@ -183,22 +251,41 @@ export class MailRouter implements Router {
         else {
           this.#metrics.routed.inc({ format: p.s.format });
           this.#metrics.queued.inc();
-          recipients.add(p.s.to);
+          const m: QueuedMessage = { seq: r.seq, msgId: p.s.msgId, sender: p.from.id, recipient: p.s.to, kind: p.s.kind, format: p.s.format, body: p.s.body, expires: p.s.expires, created: now, attempts: 0 };
+          const list = toPush.get(p.s.to);
+          if (list) list.push(m);
+          else toPush.set(p.s.to, [m]);
         }
         this.#metrics.acceptLatency.observe(Number(process.hrtime.bigint() - p.t0) / 1e9);
-        p.resolve({ seq: r.seq, duplicate: r.duplicate, receipt: idx === undefined ? undefined : this.#audit.receipt(idx, head) });
+        p.resolve({ seq: r.seq, duplicate: r.duplicate, receipt: idx === undefined ? undefined : this.#audit.receipt(idx, head!) });
       });
-      for (const to of recipients) this.#pump(to);
+      for (const [to, msgs] of toPush) this.#deliverFresh(to, msgs);
     } catch (e) {
-      this.#log.error({ err: (e as Error).message }, 'enqueue failed');
+      this.#log.error({ err: (e as Error).message }, 'commit failed');
       for (const p of batch) {
         this.#addDepth(p.s.to, -1);
         p.reject(new EvsealError('ERR_STATE', 'message could not be stored'));
       }
+      for (const b of acks) b.reject(new EvsealError('ERR_STATE', 'acknowledgement could not be stored'));
     } finally {
       this.#flushing = false;
-      if (this.#queue.length > 0) this.#schedule();
+      if (this.#queue.length > 0 || (this.#combined && this.#acks.length > 0)) this.#schedule();
     }
+  }
+
+  /**
+   * Hands the entries this router just committed to the audit log and signs
+   * a head over them: no read-back of what was just written, no size query.
+   */
+  #syncAudit(fresh: { index: number; entry: AuditEntry }[]): Promise<TreeHead> {
+    if (!this.#audit.committed) return this.#audit.sync();
+    this.#audit.committed(fresh);
+    return this.#audit.sync(fresh.reduce((n, x) => Math.max(n, x.index + 1), 0));
+  }
+
+  /** Drops the depth counts, to be re-read from the store: other nodes write it too (cluster mode). */
+  forgetDepths(): void {
+    this.#depth.clear();
   }
 
   #addDepth(recipient: string, n: number): void {
@@ -209,14 +296,17 @@ export class MailRouter implements Router {
   attach(recipient: string, sink: DeliverySink): () => void {
     const old = this.#sinks.get(recipient);
     if (old) for (const t of old.timers) clearTimeout(t);
-    const a: Attached = { sink, inflight: [], cursor: 0, pumping: false, again: false, timers: new Set() };
+    const a: Attached = { sink, inflight: [], cursor: 0, pumping: false, again: false, synced: false, timers: new Set() };
     this.#sinks.set(recipient, a);
+    // watched before the first read, so nothing committed elsewhere in between is missed
+    const unwatch = this.#bus?.watch(recipient, () => this.#pump(recipient));
     this.#pump(recipient);
     void this.#sendNotices(recipient, a);
     return () => {
       if (this.#sinks.get(recipient) === a) {
         for (const t of a.timers) clearTimeout(t);
         this.#sinks.delete(recipient);
+        unwatch?.();
       }
     };
   }
@@ -233,6 +323,28 @@ export class MailRouter implements Router {
     }
   }
 
+  /**
+   * Messages of `recipient` just committed by this router, in seq order:
+   * pushed as they are when the sink is synced and has room, else read back
+   * by the pump.
+   */
+  #deliverFresh(recipient: string, msgs: QueuedMessage[]): void {
+    const a = this.#sinks.get(recipient);
+    if (!a) return;
+    if (!a.synced || a.pumping) return this.#pump(recipient);
+    const now = this.#now();
+    for (const m of msgs) {
+      if (a.inflight.length >= a.sink.window) {
+        a.synced = false; // the rest waits in the store for room
+        return;
+      }
+      a.cursor = m.seq;
+      if (m.expires <= now) continue; // as pending() skips it; the expiry sweep removes it
+      a.inflight.push(m.seq);
+      a.sink.push(m);
+    }
+  }
+
   /** Pushes queued messages to the attached sink, up to its window. */
   #pump(recipient: string): void {
     const a = this.#sinks.get(recipient);
@@ -241,8 +353,10 @@ export class MailRouter implements Router {
       a.again = true;
       return;
     }
+    if (a.synced) return;
     a.pumping = true;
     void (async () => {
+      let caughtUp = false;
       try {
         do {
           a.again = false;
@@ -256,7 +370,10 @@ export class MailRouter implements Router {
             a.sink.push(m);
           }
           if (msgs.length === room) a.again = true;
+          // a commit for this recipient that landed during the read set `again`: read once more
+          else caughtUp = !a.again;
         } while (a.again);
+        a.synced = this.#exclusive && caughtUp;
       } catch (e) {
         this.#log.error({ err: (e as Error).message, recipient }, 'delivery pump failed');
       } finally {
@@ -273,11 +390,16 @@ export class MailRouter implements Router {
     return this.#remove(recipient, seqs);
   }
 
-  /** Acknowledgements that arrive in one tick share one transaction and one signed tree head, like submissions. */
+  /**
+   * Acknowledgements that arrive in one tick share one transaction and one
+   * signed tree head: with the submissions when the store can (#flush), else
+   * of their own.
+   */
   #remove(recipient: string, seqs: number[]): Promise<Receipt[]> {
     return new Promise((resolve, reject) => {
       this.#acks.push({ recipient, seqs, resolve, reject });
-      if (this.#acks.length === 1) setImmediate(() => void this.#flushAcks());
+      if (this.#combined) this.#schedule();
+      else if (this.#acks.length === 1) setImmediate(() => void this.#flushAcks());
     });
   }
 
@@ -285,15 +407,19 @@ export class MailRouter implements Router {
     const batch = this.#acks.splice(0);
     if (batch.length === 0) return;
     const now = this.#now();
+    // the store writes these entries; the same function rebuilds them for the audit log below
+    const audit = auditFor(now, 'delivered');
     let results;
     try {
-      results = await this.#store.ackBatch(batch, (m) => entry(now, m.sender, m.recipient, m.kind, m.body.length, m.msgId, 'delivered'));
+      results = await this.#store.ackBatch(batch, audit);
     } catch (e) {
       this.#log.error({ err: (e as Error).message }, 'acknowledgement failed');
       for (const b of batch) b.reject(new EvsealError('ERR_STATE', 'acknowledgement could not be stored'));
       return;
     }
-    const head = results.some((r) => r.removed.length > 0) ? await this.#audit.sync() : undefined;
+    const head = results.some((r) => r.removed.length > 0)
+      ? await this.#syncAudit(results.flatMap((r) => r.removed.map((m, i) => ({ index: r.auditIndexes[i]!, entry: audit(m) }))))
+      : undefined;
     batch.forEach((b, i) => b.resolve(this.#removed(b.recipient, b.seqs, results[i]!, now, head)));
   }
 
@@ -319,7 +445,7 @@ export class MailRouter implements Router {
     const attempts = await this.#store.addAttempt(seq);
     if (attempts >= this.#limits.maxAttempts) {
       const now = this.#now();
-      const m = await this.#store.deadLetter(seq, reason, (q) => entry(now, q.sender, q.recipient, q.kind, q.body.length, q.msgId, 'dead-lettered'), now);
+      const m = await this.#store.deadLetter(seq, reason, auditFor(now, 'dead-lettered'), now);
       if (m) {
         await this.#audit.sync();
         this.#metrics.deadLettered.inc();
@@ -357,7 +483,7 @@ export class MailRouter implements Router {
   /** Drops expired messages and tells their senders (when connected). */
   async expire(): Promise<number> {
     const now = this.#now();
-    const gone = await this.#store.expire(now, (m) => entry(now, m.sender, m.recipient, m.kind, m.body.length, m.msgId, 'expired'));
+    const gone = await this.#store.expire(now, auditFor(now, 'expired'));
     if (gone.length === 0) return 0;
     await this.#audit.sync();
     this.#metrics.expired.inc(gone.length);
@@ -373,7 +499,7 @@ export class MailRouter implements Router {
   /** Stops accepting, and waits until every batch in progress is committed. */
   async drain(): Promise<void> {
     this.#closed = true;
-    while (this.#flushing || this.#scheduled || this.#queue.length > 0) {
+    while (this.#flushing || this.#scheduled || this.#queue.length > 0 || (this.#combined && this.#acks.length > 0)) {
       if (!this.#flushing && !this.#scheduled) await this.#flush();
       else await new Promise((r) => setTimeout(r, 5));
     }

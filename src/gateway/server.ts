@@ -13,11 +13,15 @@ import { loadOrCreateGatewayKey } from './identity.js';
 import { createMetrics } from './metrics.js';
 import { createOcppService } from './ocpp/service.js';
 import { defaultRoutePolicy } from './route-policy.js';
-import { MailRouter, type RouterLimits } from './router.js';
+import { MailRouter, type RouterBus, type RouterLimits } from './router.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { GatewayStore } from './store/store.js';
 import { GatewayTrust } from './trust.js';
 import { Directory } from './directory.js';
+import { PackageStore } from './firmware/packages.js';
+import { RolloutManager } from './firmware/rollouts.js';
+import { endpointFirmware } from './firmware/endpoint.js';
+import { createFirmwareHttp } from './firmware/http.js';
 
 export interface GatewayLimits extends RouterLimits {
   /** largest WebSocket frame accepted on either service */
@@ -59,6 +63,10 @@ export interface GatewayOptions {
   now?: () => number;
   /** how often expired messages are swept (ms) */
   expirySweepMs?: number;
+  /** cluster mode: the bus to the other nodes (cluster/bus.ts) over a shared store; closed with the gateway */
+  bus?: RouterBus & { close(): Promise<void>; shareCrls(trust: GatewayTrust): void };
+  /** where stations download firmware packages, e.g. https://fw.example.net (default: this server's own http(s)://host:port) */
+  firmwareBaseUrl?: string;
 }
 
 export interface RunningGateway {
@@ -89,6 +97,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const trust = new GatewayTrust({ policy: o.trust, revocationCheck: o.revocationCheck ?? true, store, log, now });
   await trust.load(o.crlFiles ?? []);
   trust.watch(o.crlFiles ?? []);
+  o.bus?.shareCrls(trust);
 
   // Recipient roles, cached briefly: a role never changes for an id, but a
   // station may be added (by another process) or a bundle published.
@@ -102,9 +111,15 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     roles.set(rid, { role: r, until: now() + 30_000 });
     return r;
   };
-  const router = new MailRouter({ store, audit, metrics, log, policy: defaultRoutePolicy(o.rolePolicy), limits: o.limits, now, roleOf });
+  const router = new MailRouter({ store, audit, metrics, log, policy: defaultRoutePolicy(o.rolePolicy), limits: o.limits, now, roleOf, bus: o.bus });
   const directory = new Directory(store, trust, now);
   const ctx: GatewayContext = { store, log, metrics, router, directory, now };
+  // Firmware packages under DATA/firmware, served over HTTP(S) to stations; rollouts go out as OCPP calls.
+  const packages = new PackageStore({ dataDir: o.dataDir });
+  let baseUrl = '';
+  const rollouts = new RolloutManager(ctx, { packages, policy: defaultRoutePolicy(o.rolePolicy), baseUrl: () => o.firmwareBaseUrl ?? baseUrl, fields: (pid) => packages.ocppFields(pid), dataDir: o.dataDir });
+  ctx.firmware = rollouts;
+  const firmwareHttp = createFirmwareHttp(packages, log.child({ component: 'firmware' }));
 
   const endpoints = createEndpointService(ctx, trust, directory, audit, {
     gatewayId: id,
@@ -115,6 +130,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     authTimeoutMs: 10_000,
     window: limits.window,
     maxOneTimePrekeys: 200,
+    firmware: endpointFirmware(packages, rollouts),
   });
   const ocpp = createOcppService(ctx, {
     upstream: o.upstream,
@@ -145,6 +161,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
       );
       return;
     }
+    if (firmwareHttp.matches(req)) return firmwareHttp.handle(req, res);
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end('{"error":"not found"}');
   };
@@ -170,6 +187,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   });
   const port = (server.address() as AddressInfo).port;
   const url = `${o.tls ? 'wss' : 'ws'}://${o.host ?? '127.0.0.1'}:${port}`;
+  baseUrl = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
 
   const expiry = setInterval(() => {
     router.expire().catch((e: unknown) => log.error({ err: (e as Error).message }, 'expiry sweep failed'));
@@ -178,6 +196,9 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   // Certificates expire while connected: re-validate every minute.
   const recheck = setInterval(() => endpoints.recheck(), 60_000);
   recheck.unref();
+  // Other nodes queue and deliver too: per-recipient depths are re-read from the store every second.
+  const depths = o.bus ? setInterval(() => router.forgetDepths(), 1000) : undefined;
+  depths?.unref();
   log.info({ url, store: store.kind, id, mode: o.upstream ? 'proxy' : 'built-in CSMS' }, 'gateway listening');
 
   let closing: Promise<void> | undefined;
@@ -193,12 +214,15 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
       closing ??= (async () => {
         clearInterval(expiry);
         clearInterval(recheck);
+        clearInterval(depths);
         trust.unwatch();
         const closed = new Promise<void>((r) => server.close(() => r()));
         await router.drain();
         await Promise.all([endpoints.close(), ocpp.close()]);
+        rollouts.flush();
         server.closeAllConnections();
         await closed;
+        await o.bus?.close();
         await store.close();
         log.info('gateway stopped');
       })();

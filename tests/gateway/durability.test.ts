@@ -110,20 +110,33 @@ test('SIGKILL while submissions are in flight: every acknowledged message arrive
     const pending = envs.filter((e) => !accepted.has(idOf(e)));
     for (let i = 0; i < 40; i++) envs.push(prov.seal(bundle, new TextEncoder().encode(`r${round}-${i}`), { kind: 'credentials' }));
     const batch = [...pending, ...envs.slice(-40)];
+    let killed = false;
     let firstAck: () => void = () => {};
     const acked = new Promise<void>((r) => (firstAck = r));
-    const sends = batch.map((e) =>
-      pc.sendEnvelope(e).then(
-        () => {
-          accepted.add(idOf(e));
-          firstAck();
-        },
-        () => void unacknowledged++,
-      ),
-    );
-    // Kill as soon as the first acknowledgement is back, with the rest of the batch in flight.
-    await acked;
+    const sends: Promise<void>[] = [];
+    // Submissions go out 1 ms apart, so the gateway commits them in several
+    // batches (it groups what arrives in one event-loop turn); the kill comes
+    // with the first acknowledgement, while later ones are still in flight.
+    const issuing = (async () => {
+      for (const e of batch) {
+        if (killed) return;
+        sends.push(
+          pc.sendEnvelope(e).then(
+            () => {
+              accepted.add(idOf(e));
+              firstAck();
+            },
+            () => void unacknowledged++,
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    })();
+    // (If no submission at all is acknowledged, the kill comes once all have failed.)
+    await Promise.race([acked, issuing.then(() => Promise.allSettled(sends))]);
     gw.proc.kill('SIGKILL');
+    killed = true;
+    await issuing;
     await Promise.all(sends);
     await new Promise((r) => gw.proc.once('exit', r));
     gw = await startGateway(data, ca);

@@ -4,6 +4,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { EvsealError } from '../../core/errors.js';
 import { encodeAuditExport, parseAuditExport, readAuditLog, verifyAuditLog, type AuditExport, type AuditSummary } from '../../gateway/audit/export.js';
 import { rootBytes } from '../../gateway/audit/leaf.js';
+import { openAdminStore } from '../../gateway/cluster/open-store.js';
 import { publicKeyFromB64u } from '../../gateway/identity.js';
 import { printJson, readInput, writeOutput } from '../io.js';
 
@@ -37,6 +38,16 @@ async function readFromDataDir(dir: string): Promise<AuditExport> {
   }
 }
 
+/** Reads the audit log of a cluster's PostgreSQL store. */
+async function readFromStore(url: string): Promise<AuditExport> {
+  const store = await openAdminStore({ store: url });
+  try {
+    return await readAuditLog(store);
+  } finally {
+    await store.close();
+  }
+}
+
 const when = (t: number): string => new Date(t).toISOString();
 
 function printSummary(s: AuditSummary): void {
@@ -52,11 +63,13 @@ export function registerAudit(program: Command): void {
   audit
     .command('export')
     .description('write the audit log of a gateway data directory to a self-contained JSON file (entries, signed tree heads, gateway key)')
-    .requiredOption('--data <DIR>', 'gateway data directory (holds evseal.db)')
+    .option('--data <DIR>', 'gateway data directory (holds evseal.db)')
+    .option('--store <URL>', "a cluster's PostgreSQL store (postgres://…), instead of --data")
     .requiredOption('--out <FILE>', 'file to write (- for stdout)')
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
-      const x = await readFromDataDir(o.data);
+      if ((o.data === undefined) === (o.store === undefined)) throw new EvsealError('ERR_USAGE', 'give exactly one of --data DIR or --store URL');
+      const x = o.store !== undefined ? await readFromStore(o.store) : await readFromDataDir(o.data);
       writeOutput(o.out, encodeAuditExport(x));
       const out = { out: o.out, entries: x.entries.length, treeHeads: x.treeHeads.length };
       if (o.out === '-') return;
@@ -68,16 +81,17 @@ export function registerAudit(program: Command): void {
     .command('verify')
     .description('recompute every leaf and check every tree head (root, signature, consistency); exit 1 on any edit, deletion, reordering or truncation')
     .option('--data <DIR>', 'gateway data directory (holds evseal.db)')
+    .option('--store <URL>', "a cluster's PostgreSQL store (postgres://…): one log for every node")
     .option('--file <FILE>', 'an audit log written by `evseal audit export`')
     .option('--key <B64U_SPKI>', "require this gateway public key (base64url SPKI): catches a log re-signed with another key", keyArg)
     .option('--expect <SIZE:ROOT>', 'require the log to contain this tree (from a receipt): catches a truncation of entries and heads together', expectArg)
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
-      if ((o.data === undefined) === (o.file === undefined)) throw new EvsealError('ERR_USAGE', 'give exactly one of --data DIR or --file FILE');
+      if ([o.data, o.store, o.file].filter((x) => x !== undefined).length !== 1) throw new EvsealError('ERR_USAGE', 'give --store URL, or exactly one of --data DIR or --file FILE');
       let x: AuditExport;
       let s: AuditSummary;
       try {
-        x = o.data !== undefined ? await readFromDataDir(o.data) : parseAuditExport(readInput(o.file).toString('utf8'));
+        x = o.data !== undefined ? await readFromDataDir(o.data) : o.store !== undefined ? await readFromStore(o.store) : parseAuditExport(readInput(o.file).toString('utf8'));
         s = verifyAuditLog(x, { key: o.key, expect: o.expect });
       } catch (e) {
         if (!(e instanceof EvsealError) || e.code !== 'ERR_INVALID_INPUT') throw e;

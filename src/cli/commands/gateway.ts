@@ -61,13 +61,24 @@ export function registerGateway(program: Command): void {
     .option('--tls-key <PEM>', 'private key of --tls-cert')
     .option('--tls-client-ca <PEM>', 'CA certificates that may issue charger client certificates (profile 3; repeatable)', collect, [])
     .option('--id <ID>', 'gateway id, signed into challenges and receipts')
+    .option('--store <URL>', 'cluster mode: a shared PostgreSQL store (postgres://user@host:port/db[?schema=NAME]) instead of DIR/evseal.db; --data then holds only the gateway key, the same on every node')
+    .option('--bus <URL>', 'cluster mode: NATS JetStream (nats://host:port) that routes between the nodes sharing --store')
+    .option('--bus-stream <NAME>', 'JetStream stream of the cluster', 'EVSEAL_MAIL')
+    .option('--bus-prefix <PREFIX>', 'subject prefix of the cluster (subjects PREFIX.mail.<recipient>)', 'evseal')
+    .option('--firmware-base-url <URL>', 'where stations download firmware packages (default: http(s)://LISTEN_HOST:PORT; set it when listening on a wildcard address or behind a CDN)')
     .action(async (o) => {
       const cfg = readConfig(o.config);
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new EvsealError('ERR_USAGE', '--tls-cert and --tls-key go together');
+      const fwBase = o.firmwareBaseUrl === undefined ? undefined : firmwareBaseUrl(o.firmwareBaseUrl);
       const rolePolicyPath: string | undefined = cfg.rolePolicy;
       // Loaded here so other commands do not pay for the OCPP stack's schemas at start.
       const { startGateway } = await import('../../gateway/server.js');
+      if (o.bus !== undefined && o.store === undefined) throw new EvsealError('ERR_USAGE', '--bus needs --store: the nodes on one bus share one PostgreSQL store');
+      const cluster = o.store === undefined ? undefined : await import('../../gateway/cluster/node.js');
+      const shared = cluster ? await cluster.openClusterParts({ store: o.store, bus: o.bus, stream: o.busStream, prefix: o.busPrefix, dataDir: o.data, id: o.id ?? cfg.id }) : undefined;
       const gw = await startGateway({
+        store: shared?.store,
+        bus: shared?.bus,
         host: o.listen.host,
         port: o.listen.port,
         dataDir: o.data,
@@ -79,6 +90,7 @@ export function registerGateway(program: Command): void {
         id: o.id ?? cfg.id,
         rolePolicy: rolePolicyPath ? parseRolePolicy(readFileSync(rolePolicyPath, 'utf8')) : undefined,
         limits: cfg.limits,
+        firmwareBaseUrl: fwBase,
         tls: o.tlsCert
           ? {
               cert: readFileSync(o.tlsCert, 'utf8'),
@@ -101,4 +113,16 @@ export function registerGateway(program: Command): void {
       process.on('SIGTERM', stop);
       await new Promise(() => {});
     });
+}
+
+/** An absolute http(s) URL without a trailing slash: the download paths are appended to it. */
+function firmwareBaseUrl(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new EvsealError('ERR_USAGE', `--firmware-base-url: not a URL: ${v}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new EvsealError('ERR_USAGE', '--firmware-base-url must be http:// or https://');
+  return v.replace(/\/+$/, '');
 }

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { SqliteStore } from '../../gateway/store/sqlite.js';
+import { openAdminStore } from '../../gateway/cluster/open-store.js';
+import type { GatewayStore } from '../../gateway/store/store.js';
 import { addStation, listStations } from '../../gateway/stations.js';
 import { printJson, readInput, wallClock } from '../io.js';
 
-async function withStore<T>(dataDir: string, fn: (s: SqliteStore) => Promise<T>): Promise<T> {
-  const store = new SqliteStore(dataDir);
+async function withStore<T>(where: { data?: string; store?: string }, fn: (s: GatewayStore) => Promise<T>): Promise<T> {
+  const store = await openAdminStore(where);
   try {
     return await fn(store);
   } finally {
@@ -18,14 +19,15 @@ export function registerStation(program: Command): void {
   station
     .command('add')
     .description('register a station (or replace its credentials); with neither --password nor --cert a password is generated and printed once')
-    .requiredOption('--data <DIR>', 'gateway data directory (DIR/evseal.db)')
+    .option('--data <DIR>', 'gateway data directory (DIR/evseal.db)')
+    .option('--store <URL>', 'a cluster\'s PostgreSQL store (postgres://…), instead of --data')
     .requiredOption('--id <ID>', 'station id (the OCPP identity, and the charger\'s evseal id)')
     .option('--password <P>', 'Basic-auth password for security profiles 1 and 2 (at least 16 characters); only its scrypt hash is stored')
     .option('--cert <CERT.pem>', 'the station\'s TLS client certificate, bound by fingerprint (security profile 3)')
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
       const certPem = o.cert === undefined ? undefined : readInput(o.cert).toString('utf8');
-      const r = await withStore(o.data, (s) => addStation(s, { id: o.id, password: o.password, certPem }, wallClock()()));
+      const r = await withStore(o, (s) => addStation(s, { id: o.id, password: o.password, certPem }, wallClock()()));
       if (o.json) {
         printJson({ ...r.station, updated: r.updated, ...(r.generatedPassword ? { generatedPassword: r.generatedPassword } : {}) });
         return;
@@ -38,10 +40,11 @@ export function registerStation(program: Command): void {
   station
     .command('list')
     .description('list registered stations (never their password hashes)')
-    .requiredOption('--data <DIR>', 'gateway data directory (DIR/evseal.db)')
+    .option('--data <DIR>', 'gateway data directory (DIR/evseal.db)')
+    .option('--store <URL>', 'a cluster\'s PostgreSQL store (postgres://…), instead of --data')
     .option('--json', 'print the stations as JSON')
     .action(async (o) => {
-      const list = await withStore(o.data, (s) => listStations(s));
+      const list = await withStore(o, (s) => listStations(s));
       if (o.json) {
         printJson(list);
         return;

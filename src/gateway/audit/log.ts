@@ -41,6 +41,10 @@ export class AuditLog {
   #head: TreeHead | undefined;
   #running: Promise<TreeHead> | undefined;
   #next: Promise<TreeHead> | undefined;
+  /** Leaf hashes of entries a caller just committed, by index, not yet in the tree: folded in without reading them back. */
+  readonly #handed = new Map<number, Uint8Array>();
+  /** The size the next run must reach at least; undefined: ask the store. */
+  #want: number | undefined = 0;
 
   private constructor(store: GatewayStore, signer: AuditSignerKey, now: () => number) {
     this.#store = store;
@@ -87,11 +91,18 @@ export class AuditLog {
     return true;
   }
 
-  /** Appends the stored entries [tree size, to) to the tree. */
+  /** Appends the entries [tree size, to) to the tree: those handed in from memory, the others read from the store. */
   async #incorporate(to: number): Promise<void> {
     while (this.#tree.size < to) {
       const from = this.#tree.size;
-      const end = Math.min(to, from + READ_CHUNK);
+      const known = this.#handed.get(from);
+      if (known) {
+        this.#handed.delete(from);
+        this.#tree.append(known);
+        continue;
+      }
+      let end = Math.min(to, from + READ_CHUNK);
+      for (let i = from + 1; i < end; i++) if (this.#handed.has(i)) end = i;
       const entries = await this.#store.auditEntries(from, end);
       if (entries.length !== end - from) throw new EvsealError('ERR_STATE', `audit log: entries ${from}..${end - 1} are not all in the store`);
       for (const e of entries) this.#tree.append(entryLeafHash(e));
@@ -99,14 +110,28 @@ export class AuditLog {
   }
 
   /**
+   * Entries the caller has just committed, at these indexes: the next sync
+   * folds them in from here instead of reading them back from the store.
+   * They must be exactly what the store wrote (the router builds both from
+   * the same values); a mismatch shows as a root that the stored entries do
+   * not reproduce, which AuditLog.open and `evseal audit verify` refuse.
+   */
+  committed(items: readonly { index: number; entry: AuditEntry }[]): void {
+    for (const { index, entry } of items) if (index >= this.#tree.size) this.#handed.set(index, entryLeafHash(entry));
+  }
+
+  /**
    * Folds in the entries appended since the last call and, if there are
    * any, signs and stores a new tree head; returns the latest head, which
-   * covers every entry appended before the call. Calls never interleave,
-   * and those that arrive while one runs share the next run: one signature
-   * per batch. The store may keep only the newest of several heads signed
+   * covers every entry appended before the call (with `upTo`: at least the
+   * entries below that index, without asking the store for its size).
+   * Calls never interleave, and those that arrive while one runs share the
+   * next run: one signature per batch. The store may keep only the newest of several heads signed
    * between its transactions (see SqliteStore.putTreeHead).
    */
-  sync(): Promise<TreeHead> {
+  sync(upTo?: number): Promise<TreeHead> {
+    // A caller that names the entries it needs (indexes below upTo) spares the store a size query.
+    this.#want = upTo === undefined || this.#want === undefined ? undefined : Math.max(this.#want, upTo);
     if (this.#next) return this.#next;
     if (!this.#running) return this.#start();
     const after = this.#running.catch(() => undefined);
@@ -126,7 +151,9 @@ export class AuditLog {
   }
 
   async #syncOnce(): Promise<TreeHead> {
-    const size = await this.#store.auditSize();
+    const want = this.#want;
+    this.#want = 0;
+    const size = want === undefined ? await this.#store.auditSize() : Math.max(want, this.#tree.size);
     if (size < this.#tree.size) throw new EvsealError('ERR_STATE', `audit log: the store holds ${size} entries, fewer than the ${this.#tree.size} already in the tree`);
     await this.#incorporate(size);
     if (this.#head && this.#head.size === this.#tree.size) return this.#head;

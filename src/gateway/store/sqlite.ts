@@ -69,6 +69,8 @@ const toMsg = (r: MailRow): QueuedMessage => ({
  */
 export class SqliteStore implements GatewayStore {
   readonly kind = 'sqlite';
+  /** One gateway process owns the file (see GatewayStore.exclusive). */
+  readonly exclusive = true;
   readonly path: string;
   readonly #db: Database.Database;
   readonly #q;
@@ -198,23 +200,34 @@ export class SqliteStore implements GatewayStore {
   }
 
   async enqueue(batch: { msg: NewMessage; audit: AuditEntry }[]): Promise<{ results: EnqueueResult[]; auditIndexes: (number | undefined)[] }> {
+    return this.#tx(() => this.#enqueue(batch));
+  }
+  async commit(
+    batch: { msg: NewMessage; audit: AuditEntry }[],
+    acks: { recipient: string; seqs: number[] }[],
+    audit: (m: QueuedMessage) => AuditEntry,
+  ): Promise<{ enqueued: { results: EnqueueResult[]; auditIndexes: (number | undefined)[] }; acked: { removed: QueuedMessage[]; auditIndexes: number[] }[] }> {
     return this.#tx(() => {
-      const results: EnqueueResult[] = [];
-      const auditIndexes: (number | undefined)[] = [];
-      for (const { msg: m, audit } of batch) {
-        const prior = this.#q.accepted.get(m.sender, m.msgId) as { seq: number } | undefined;
-        if (prior) {
-          results.push({ seq: prior.seq, duplicate: true });
-          auditIndexes.push(undefined);
-          continue;
-        }
-        const seq = Number(this.#q.insertMail.run(m.msgId, m.sender, m.recipient, m.kind, m.format, m.body, m.expires, m.created).lastInsertRowid);
-        this.#q.insertAccepted.run(m.sender, m.msgId, seq, m.expires);
-        results.push({ seq, duplicate: false });
-        auditIndexes.push(this.#appendAudit(audit));
-      }
-      return { results, auditIndexes };
+      const acked = acks.map((i) => this.#ackOne(i.recipient, i.seqs, audit));
+      return { enqueued: this.#enqueue(batch), acked };
     });
+  }
+  #enqueue(batch: { msg: NewMessage; audit: AuditEntry }[]): { results: EnqueueResult[]; auditIndexes: (number | undefined)[] } {
+    const results: EnqueueResult[] = [];
+    const auditIndexes: (number | undefined)[] = [];
+    for (const { msg: m, audit } of batch) {
+      const prior = this.#q.accepted.get(m.sender, m.msgId) as { seq: number } | undefined;
+      if (prior) {
+        results.push({ seq: prior.seq, duplicate: true });
+        auditIndexes.push(undefined);
+        continue;
+      }
+      const seq = Number(this.#q.insertMail.run(m.msgId, m.sender, m.recipient, m.kind, m.format, m.body, m.expires, m.created).lastInsertRowid);
+      this.#q.insertAccepted.run(m.sender, m.msgId, seq, m.expires);
+      results.push({ seq, duplicate: false });
+      auditIndexes.push(this.#appendAudit(audit));
+    }
+    return { results, auditIndexes };
   }
 
   async pending(recipient: string, afterSeq: number, limit: number, now: number): Promise<QueuedMessage[]> {

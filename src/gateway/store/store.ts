@@ -76,6 +76,12 @@ export interface EnqueueResult {
 
 export interface GatewayStore {
   readonly kind: string;
+  /**
+   * True when this process is the only writer of the mailbox (the embedded
+   * store): the router may then push what it commits straight from memory
+   * instead of reading it back. Unset for a store shared by several nodes.
+   */
+  readonly exclusive?: boolean;
 
   // stations
   putStation(s: StationRecord): Promise<void>;
@@ -107,6 +113,17 @@ export interface GatewayStore {
   ack(recipient: string, seqs: number[], audit: (m: QueuedMessage) => AuditEntry): Promise<{ removed: QueuedMessage[]; auditIndexes: number[] }>;
   /** Several recipients' acknowledgements in one transaction (group commit); results in input order. */
   ackBatch(items: { recipient: string; seqs: number[] }[], audit: (m: QueuedMessage) => AuditEntry): Promise<{ removed: QueuedMessage[]; auditIndexes: number[] }[]>;
+  /**
+   * Optional: enqueue(batch) and ackBatch(acks, audit) in one transaction,
+   * the acknowledgements first; one commit (one fsync) for both. The router
+   * then commits everything that arrived in one turn of its event loop at
+   * once; without it, it makes the two calls.
+   */
+  commit?(
+    batch: { msg: NewMessage; audit: AuditEntry }[],
+    acks: { recipient: string; seqs: number[] }[],
+    audit: (m: QueuedMessage) => AuditEntry,
+  ): Promise<{ enqueued: { results: EnqueueResult[]; auditIndexes: (number | undefined)[] }; acked: { removed: QueuedMessage[]; auditIndexes: number[] }[] }>;
   /** Counts one more failed delivery attempt; returns the new count. */
   addAttempt(seq: number): Promise<number>;
   /** Moves a message to the dead-letter store, notifies its sender, audits it. */
@@ -146,4 +163,13 @@ export interface GatewayStore {
   putSetting(key: string, value: string): Promise<void>;
 
   close(): Promise<void>;
+}
+
+/**
+ * The audit entry a mailbox operation (ack, deadLetter, expire) appends for
+ * each message it removes. The router builds the same entries again with the
+ * same function, to hand them to the audit log without reading them back.
+ */
+export function auditFor(time: number, outcome: string): (m: QueuedMessage) => AuditEntry {
+  return (m) => ({ time, sender: m.sender, recipient: m.recipient, kind: m.kind, size: m.body.length, msgId: m.msgId, outcome });
 }

@@ -1,0 +1,239 @@
+import { connect, nanos, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import { b64u } from '../../core/base64url.js';
+import { utf8 } from '../../core/bytes.js';
+import { EvsealError } from '../../core/errors.js';
+import type { RouterBus } from '../router.js';
+import type { GatewayTrust } from '../trust.js';
+import type { PostgresStore } from '../store/postgres.js';
+
+export interface BusNames {
+  /** the one JetStream stream */
+  stream: string;
+  /** subjects are PREFIX.mail.<recipient token> */
+  prefix: string;
+}
+
+export const DEFAULT_BUS_NAMES: BusNames = { stream: 'EVSEAL_MAIL', prefix: 'evseal' };
+
+export interface BusOptions extends Partial<BusNames> {
+  /** nats://host:port */
+  url: string;
+  store: PostgresStore;
+  log: Logger;
+  /** how long the stream keeps a routing record (ms) */
+  maxAgeMs?: number;
+  /** how often each node sweeps the outbox for rows nobody published (a node died between commit and publish) */
+  sweepMs?: number;
+  /** a row younger than this is left to the node that wrote it */
+  sweepGraceMs?: number;
+  /** a label for this node in NATS (connection name) */
+  node?: string;
+}
+
+/** The subject token of a recipient id: base64url of its UTF-8, so '.', '*' and '>' never reach a subject. */
+export const recipientToken = (id: string): string => b64u(utf8(id));
+
+/**
+ * Routing between gateway nodes on NATS JetStream (docs/cluster.md).
+ *
+ * One stream holds `PREFIX.mail.*`: one subject per recipient. When
+ * messages commit in PostgreSQL, their outbox rows are published as one
+ * record per recipient on its subject, naming the highest seq, which is
+ * also the JetStream message id; once the stream acknowledges, the rows are
+ * deleted. The node that holds the recipient's connection is subscribed
+ * to that subject and, on a record, reads the mailbox from PostgreSQL after
+ * its cursor: seqs are handed out in commit order, so that read sees the
+ * messages named and everything committed before them, and a record
+ * repeated (a republished outbox row) or arriving out of order reads
+ * nothing new. A node that dies between commit and
+ * publish leaves its outbox rows; any node's sweep publishes them.
+ */
+export class JetStreamBus implements RouterBus {
+  readonly #nc: NatsConnection;
+  readonly #js: JetStreamClient;
+  readonly #store: PostgresStore;
+  readonly #log: Logger;
+  readonly #names: BusNames;
+  readonly #watched = new Map<string, { sub: Subscription; wake: () => void }>();
+  readonly #sweep: NodeJS.Timeout;
+  readonly #graceMs: number;
+  #closed = false;
+  #publishing = 0;
+
+  private constructor(nc: NatsConnection, names: BusNames, o: BusOptions) {
+    this.#nc = nc;
+    this.#js = jetstream(nc);
+    this.#store = o.store;
+    this.#log = o.log;
+    this.#names = names;
+    this.#graceMs = o.sweepGraceMs ?? 2000;
+    this.#sweep = setInterval(() => void this.sweep(), o.sweepMs ?? 1000);
+    this.#sweep.unref();
+    o.store.onQueued = (rows) => void this.#publishFresh(rows);
+    void this.#watchStatus();
+  }
+
+  static async connect(o: BusOptions): Promise<JetStreamBus> {
+    const names = { stream: o.stream ?? DEFAULT_BUS_NAMES.stream, prefix: o.prefix ?? DEFAULT_BUS_NAMES.prefix };
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers: o.url, name: o.node ?? 'evseal-gateway', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    } catch (e) {
+      throw new EvsealError('ERR_STATE', `NATS at ${o.url}: ${(e as Error).message}`);
+    }
+    try {
+      await ensureStream(nc, names, o.maxAgeMs ?? 24 * 3600 * 1000);
+    } catch (e) {
+      await nc.close();
+      throw new EvsealError('ERR_STATE', `JetStream stream ${names.stream}: ${(e as Error).message}`);
+    }
+    return new JetStreamBus(nc, names, o);
+  }
+
+  subject(recipient: string): string {
+    return `${this.#names.prefix}.mail.${recipientToken(recipient)}`;
+  }
+
+  /**
+   * Publishes routing records and waits for the stream's acknowledgement;
+   * returns the seqs covered. One record per recipient per call, naming the
+   * highest seq: a mailbox read after it sees the lower ones too (seqs are
+   * in commit order), so one record stands for the whole group. Its
+   * JetStream message id is that seq, unique across the cluster.
+   */
+  async publish(rows: { seq: number; recipient: string }[]): Promise<number[]> {
+    const groups = new Map<string, number[]>();
+    for (const r of rows) {
+      const g = groups.get(r.recipient);
+      if (g) g.push(r.seq);
+      else groups.set(r.recipient, [r.seq]);
+    }
+    const done: number[] = [];
+    this.#publishing++;
+    try {
+      const list = [...groups];
+      const acks = await Promise.allSettled(
+        list.map(([recipient, seqs]) => {
+          const top = Math.max(...seqs);
+          return this.#js.publish(this.subject(recipient), utf8(JSON.stringify({ seq: top })), { msgID: String(top) });
+        }),
+      );
+      acks.forEach((a, i) => {
+        if (a.status === 'fulfilled') done.push(...list[i]![1]);
+        else this.#log.warn({ err: (a.reason as Error).message }, 'bus publish failed; the outbox sweep retries');
+      });
+    } finally {
+      this.#publishing--;
+    }
+    return done;
+  }
+
+  async #publishFresh(rows: { seq: number; recipient: string }[]): Promise<void> {
+    try {
+      await this.#store.deleteOutbox(await this.publish(rows));
+    } catch (e) {
+      if (!this.#closed) this.#log.warn({ err: (e as Error).message }, 'outbox publish failed; the sweep retries');
+    }
+  }
+
+  /** Publishes outbox rows older than the grace period (another node's, or ours after a failure). */
+  async sweep(): Promise<number> {
+    if (this.#closed) return 0;
+    try {
+      return await this.#store.drainOutbox(Date.now() - this.#graceMs, 500, (rows) => this.publish(rows));
+    } catch (e) {
+      if (!this.#closed) this.#log.warn({ err: (e as Error).message }, 'outbox sweep failed');
+      return 0;
+    }
+  }
+
+  watch(recipient: string, wake: () => void): () => void {
+    this.#watched.get(recipient)?.sub.unsubscribe();
+    const sub = this.#nc.subscribe(this.subject(recipient), { callback: (err) => (err ? this.#log.warn({ err: err.message }, 'bus subscription failed') : wake()) });
+    const w = { sub, wake };
+    this.#watched.set(recipient, w);
+    // Once the server has the subscription, read once more: a record published before it arrived was not seen.
+    this.#nc.flush().then(wake, () => undefined);
+    return () => {
+      if (this.#watched.get(recipient) !== w) return;
+      this.#watched.delete(recipient);
+      sub.unsubscribe();
+    };
+  }
+
+  /**
+   * CRLs across nodes: a newer CRL one node takes in (an endpoint's
+   * publish-crl, or a --crl file it watches) is stored in PostgreSQL, then
+   * announced on PREFIX.crl; every node then loads the stored CRLs, and one
+   * that is newer for it drops the connections it revokes, as on one node.
+   * A node's own announcement comes back to it and changes nothing.
+   */
+  shareCrls(trust: GatewayTrust): void {
+    const subject = `${this.#names.prefix}.crl`;
+    this.#nc.subscribe(subject, { callback: (err) => (err ? undefined : void this.#loadCrls(trust)) });
+    trust.on('crl', (anchor: string) => {
+      if (!this.#closed) this.#nc.publish(subject, utf8(anchor));
+    });
+  }
+
+  async #loadCrls(trust: GatewayTrust): Promise<void> {
+    try {
+      for (const c of await this.#store.listCrls()) {
+        await trust.addCrl(c.pem).catch((e: unknown) => this.#log.warn({ anchor: c.anchor, err: (e as Error).message }, 'stored CRL refused'));
+      }
+    } catch (e) {
+      if (!this.#closed) this.#log.warn({ err: (e as Error).message }, 'CRL reload failed');
+    }
+  }
+
+  /** After a reconnect to NATS, records published meanwhile were not seen: every attached recipient reads its mailbox again. */
+  async #watchStatus(): Promise<void> {
+    for await (const s of this.#nc.status()) {
+      if (s.type === 'reconnect') for (const w of this.#watched.values()) w.wake();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    this.#store.onQueued = undefined;
+    while (this.#publishing > 0) await new Promise((r) => setTimeout(r, 5));
+    await this.#nc.drain().catch(() => undefined);
+  }
+}
+
+/** Creates the stream if it is missing (the first node to start does it; the others find it). */
+async function ensureStream(nc: NatsConnection, names: BusNames, maxAgeMs: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const subjects = [`${names.prefix}.mail.*`];
+  try {
+    const info = await jsm.streams.info(names.stream);
+    if (!subjects.every((s) => info.config.subjects?.includes(s))) throw new Error(`exists with other subjects (${info.config.subjects?.join(', ')})`);
+    return;
+  } catch (e) {
+    if (!/not found/i.test((e as Error).message)) throw e;
+  }
+  await jsm.streams.add({
+    name: names.stream,
+    subjects,
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: nanos(maxAgeMs),
+    duplicate_window: nanos(120_000),
+  });
+}
+
+/** Removes a stream (the tests' cleanup). */
+export async function deleteStream(url: string, stream: string): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(stream).catch(() => false);
+  } finally {
+    await nc.close();
+  }
+}

@@ -1,0 +1,272 @@
+// One contract for the GatewayStore interface, run against both backends:
+// the embedded SQLite store and the cluster's PostgreSQL store (the real
+// server on 127.0.0.1:5432, each run in a schema of its own, dropped after).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuditLog } from '../../src/gateway/audit/log.js';
+import { readAuditLog, verifyAuditLog } from '../../src/gateway/audit/export.js';
+import { PostgresStore } from '../../src/gateway/store/postgres.js';
+import { SqliteStore } from '../../src/gateway/store/sqlite.js';
+import type { AuditEntry, GatewayStore, NewMessage, QueuedMessage } from '../../src/gateway/store/store.js';
+import { freshSchema, servicesMissing } from '../cluster/services.js';
+
+// Awaited before any test or hook is registered, so that the hooks below run after every test.
+const pgSkip = await servicesMissing({ pg: true });
+const T0 = Date.parse('2026-03-01T12:00:00Z');
+const tmp = mkdtempSync(join(tmpdir(), 'evseal-store-contract-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const drops: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const d of drops) await d();
+});
+
+let n = 0;
+const msg = (sender: string, recipient: string, msgId: string, o: Partial<NewMessage> = {}): NewMessage => ({
+  msgId,
+  sender,
+  recipient,
+  kind: 'credentials',
+  format: 'envelope',
+  body: `sealed-${msgId}-${n++}`,
+  expires: T0 + 60_000,
+  created: T0,
+  ...o,
+});
+const audited = (m: NewMessage, outcome = 'accepted'): AuditEntry => ({ time: T0, sender: m.sender, recipient: m.recipient, kind: m.kind, size: m.body.length, msgId: m.msgId, outcome });
+const auditOf = (outcome: string) => (m: QueuedMessage): AuditEntry => ({ time: T0 + 1, sender: m.sender, recipient: m.recipient, kind: m.kind, size: m.body.length, msgId: m.msgId, outcome });
+const enq = (s: GatewayStore, ms: NewMessage[]) => s.enqueue(ms.map((m) => ({ msg: m, audit: audited(m) })));
+
+type Open = () => Promise<GatewayStore>;
+
+function contract(name: string, open: Open, skip: string | undefined): void {
+  const t = (title: string, fn: (s: GatewayStore) => Promise<void>) =>
+    test(`${name}: ${title}`, { skip }, async () => {
+      const s = await open();
+      try {
+        await fn(s);
+      } finally {
+        await s.close();
+      }
+    });
+
+  t('stations and their CSMS state', async (s) => {
+    assert.equal(await s.getStation('CP-1'), undefined);
+    await s.putStation({ id: 'CP-2', passwordHash: 'h2', created: T0 });
+    await s.putStation({ id: 'CP-1', certFingerprint: 'sha256:aa', created: T0 + 1 });
+    await s.putStation({ id: 'CP-1', passwordHash: 'h1', created: T0 + 5 });
+    assert.deepEqual(await s.getStation('CP-1'), { id: 'CP-1', passwordHash: 'h1', certFingerprint: undefined, created: T0 + 1 });
+    assert.deepEqual((await s.listStations()).map((x) => x.id), ['CP-1', 'CP-2']);
+    assert.equal(await s.getStationState('CP-1'), undefined);
+    await s.putStationState('CP-1', { booted: true, n: 1 });
+    await s.putStationState('CP-1', { booted: false });
+    assert.deepEqual(await s.getStationState('CP-1'), { booted: false });
+  });
+
+  t('enqueue: strictly increasing seqs, one acceptance per (sender, msgId), audited in the same commit', async (s) => {
+    const a = msg('prov', 'CP-1', 'm1');
+    const b = msg('prov', 'CP-1', 'm2');
+    const r1 = await enq(s, [a, b, msg('prov', 'CP-1', 'm1')]);
+    assert.equal(r1.results[0]!.duplicate, false);
+    assert.equal(r1.results[1]!.duplicate, false);
+    assert.ok(r1.results[1]!.seq > r1.results[0]!.seq);
+    assert.deepEqual(r1.results[2], { seq: r1.results[0]!.seq, duplicate: true }, 'a repeat inside one batch is a duplicate');
+    assert.deepEqual(r1.auditIndexes, [0, 1, undefined]);
+    const r2 = await enq(s, [msg('prov', 'CP-1', 'm2'), msg('other', 'CP-1', 'm2')]);
+    assert.deepEqual(r2.results[0], { seq: r1.results[1]!.seq, duplicate: true }, 'a resend is the earlier acceptance');
+    assert.equal(r2.results[1]!.duplicate, false, 'msgIds are per sender');
+    assert.deepEqual(r2.auditIndexes, [undefined, 2]);
+    assert.equal(await s.auditSize(), 3);
+    assert.deepEqual((await s.auditEntries(0, 3)).map((e) => e.msgId), ['m1', 'm2', 'm2']);
+    assert.equal(await s.depth('CP-1'), 3);
+    const q = await s.message(r1.results[0]!.seq);
+    assert.equal(q?.body, a.body);
+    assert.equal(q?.attempts, 0);
+  });
+
+  t('pending: in seq order, after a cursor, bounded, without the expired', async (s) => {
+    const ms = [msg('p', 'R', 'a'), msg('q', 'R', 'b'), msg('p', 'X', 'c'), msg('p', 'R', 'd', { expires: T0 + 10 }), msg('q', 'R', 'e')];
+    const { results } = await enq(s, ms);
+    const seqs = results.map((r) => r.seq);
+    const all = await s.pending('R', 0, 100, T0 + 100);
+    assert.deepEqual(all.map((m) => m.msgId), ['a', 'b', 'e']);
+    assert.deepEqual(all[0], { ...ms[0]!, seq: seqs[0]!, attempts: 0 });
+    assert.deepEqual((await s.pending('R', seqs[0]!, 1, T0 + 100)).map((m) => m.msgId), ['b']);
+    assert.deepEqual((await s.pending('R', 0, 100, T0)).map((m) => m.msgId), ['a', 'b', 'd', 'e'], 'not yet expired');
+    assert.deepEqual(await s.pending('nobody', 0, 10, T0), []);
+  });
+
+  t('ack: removes only the recipient\'s messages, audits each in the order given, ignores unknown seqs', async (s) => {
+    const { results } = await enq(s, [msg('p', 'R', 'a'), msg('p', 'R', 'b'), msg('p', 'S', 'c')]);
+    const [a, b, c] = results.map((r) => r.seq) as [number, number, number];
+    const r = await s.ack('R', [b, c, a, 999_999], auditOf('delivered'));
+    assert.deepEqual(r.removed.map((m) => m.msgId), ['b', 'a'], 'c belongs to S');
+    assert.deepEqual(r.auditIndexes, [3, 4]);
+    assert.deepEqual((await s.auditEntries(3, 5)).map((e) => [e.msgId, e.outcome]), [['b', 'delivered'], ['a', 'delivered']]);
+    assert.deepEqual((await s.ack('R', [a], auditOf('delivered'))).removed, [], 'a second ack removes nothing');
+    const batch = await s.ackBatch([{ recipient: 'S', seqs: [c] }, { recipient: 'R', seqs: [] }], auditOf('delivered'));
+    assert.deepEqual(batch.map((x) => x.removed.map((m) => m.msgId)), [['c'], []]);
+    assert.deepEqual(batch[0]!.auditIndexes, [5]);
+    assert.equal(await s.depth('R'), 0);
+    assert.equal(await s.auditSize(), 6);
+  });
+
+  t('attempts, dead letters and the notice to the sender', async (s) => {
+    const { results } = await enq(s, [msg('prov', 'R', 'poison'), msg('prov', 'R', 'fine')]);
+    const seq = results[0]!.seq;
+    assert.equal(await s.addAttempt(seq), 1);
+    assert.equal(await s.addAttempt(seq), 2);
+    assert.equal(await s.addAttempt(123_456_789), 0);
+    const m = await s.deadLetter(seq, 'did not open', auditOf('dead-lettered'), T0 + 5);
+    assert.equal(m?.msgId, 'poison');
+    assert.equal(await s.deadLetter(seq, 'again', auditOf('dead-lettered'), T0 + 6), undefined);
+    assert.deepEqual((await s.pending('R', 0, 10, T0)).map((x) => x.msgId), ['fine']);
+    const dead = await s.deadLetters('R');
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0]!.reason, 'did not open');
+    assert.equal(dead[0]!.attempts, 2);
+    assert.equal((await s.deadLetters()).length, 1);
+    assert.deepEqual(await s.deadLetters('other'), []);
+    const ns = await s.notices('prov', 0);
+    assert.deepEqual(ns.map((x) => [x.type, x.msgId, x.peer, x.reason, x.created]), [['dead-letter', 'poison', 'R', 'did not open', T0 + 5]]);
+    await s.ackNotices('prov', ns[0]!.seq);
+    assert.deepEqual(await s.notices('prov', 0), []);
+    assert.equal((await s.auditEntries(2, 3))[0]!.outcome, 'dead-lettered');
+  });
+
+  t('expiry: drops, notifies and audits; the dedup record lasts until expiry', async (s) => {
+    await enq(s, [msg('p', 'R', 'short', { expires: T0 + 10 }), msg('p', 'R', 'long', { expires: T0 + 1000 })]);
+    assert.deepEqual(await s.expire(T0 + 5, auditOf('expired')), []);
+    assert.deepEqual((await enq(s, [msg('p', 'R', 'short', { expires: T0 + 10 })])).results[0]!.duplicate, true, 'still remembered before expiry');
+    const gone = await s.expire(T0 + 10, auditOf('expired'));
+    assert.deepEqual(gone.map((m) => m.msgId), ['short']);
+    assert.deepEqual((await s.notices('p', 0)).map((x) => [x.type, x.msgId]), [['expired', 'short']]);
+    assert.equal((await s.auditEntries(2, 3))[0]!.outcome, 'expired');
+    assert.equal(await s.depth('R'), 1);
+    const again = await enq(s, [msg('p', 'R', 'short', { expires: T0 + 500 })]);
+    assert.equal(again.results[0]!.duplicate, false, 'after expiry the record is gone');
+  });
+
+  t('directory: bundles, roles, one-time prekeys claimed exactly once, CRLs by number', async (s) => {
+    assert.equal(await s.getBundle('psp-1'), undefined);
+    await s.putBundle('psp-1', 'psp', '{"v":1}', T0);
+    await s.putBundle('psp-1', 'psp', '{"v":2}', T0 + 1);
+    assert.equal(await s.getBundle('psp-1'), '{"v":2}');
+    assert.equal(await s.bundleRole('psp-1'), 'psp');
+    assert.equal(await s.addOneTimePrekeys('psp-1', [{ kid: 'k1', json: 'j1' }, { kid: 'k2', json: 'j2' }, { kid: 'k1', json: 'j1' }]), 2);
+    assert.equal(await s.claimOneTimePrekey('psp-1'), 'j1');
+    assert.equal(await s.addOneTimePrekeys('psp-1', [{ kid: 'k1', json: 'j1' }, { kid: 'k3', json: 'j3' }]), 2, 'a claimed kid is never taken back');
+    assert.equal(await s.claimOneTimePrekey('psp-1'), 'j2');
+    assert.equal(await s.claimOneTimePrekey('psp-1'), 'j3');
+    assert.equal(await s.claimOneTimePrekey('psp-1'), undefined);
+    assert.equal(await s.countOneTimePrekeys('psp-1'), 0);
+    assert.equal(await s.putCrl('op', 5n, 'crl5'), true);
+    assert.equal(await s.putCrl('op', 5n, 'crl5b'), false);
+    assert.equal(await s.putCrl('op', 4n, 'crl4'), false);
+    assert.equal(await s.putCrl('op', 2n ** 70n, 'big'), true);
+    assert.equal(await s.putCrl('a-psp', 1n, 'p1'), true);
+    assert.deepEqual(await s.listCrls(), [
+      { anchor: 'a-psp', crlNumber: 1n, pem: 'p1' },
+      { anchor: 'op', crlNumber: 2n ** 70n, pem: 'big' },
+    ]);
+  });
+
+  t('audit entries, tree heads and settings', async (s) => {
+    const e = (i: number): AuditEntry => ({ time: T0 + i, sender: 's', recipient: 'r', kind: 'k', size: i, msgId: `m${i}`, outcome: 'refused' });
+    assert.equal(await s.auditSize(), 0);
+    assert.deepEqual(await s.appendAudit([e(0), e(1)]), [0, 1]);
+    assert.deepEqual(await s.appendAudit([e(2)]), [2]);
+    assert.deepEqual(await s.appendAudit([]), []);
+    assert.deepEqual(await s.auditEntries(1, 3), [e(1), e(2)]);
+    assert.equal(await s.latestTreeHead(), undefined);
+    await s.putTreeHead({ size: 1, root: 'r1', time: T0, sig: 's1' });
+    await s.putTreeHead({ size: 3, root: 'r3', time: T0 + 2, sig: 's3' });
+    assert.deepEqual(await s.latestTreeHead(), { size: 3, root: 'r3', time: T0 + 2, sig: 's3' });
+    assert.deepEqual((await s.treeHeads()).map((h) => h.size).filter((x) => x === 3), [3]);
+    assert.equal(await s.getSetting('audit.gateway'), undefined);
+    await s.putSetting('audit.gateway', 'gw');
+    await s.putSetting('audit.gateway', 'gw2');
+    assert.equal(await s.getSetting('audit.gateway'), 'gw2');
+  });
+
+  t('the audit log over this store verifies end to end and survives a reopen', async (s) => {
+    const key = { id: 'gw-contract', ...generateKeyPairSync('ed25519') };
+    let t = T0;
+    const log = await AuditLog.open(s, key, () => (t += 1000));
+    const { auditIndexes } = await enq(s, [msg('p', 'R', 'a'), msg('p', 'R', 'b')]);
+    const head = await log.sync();
+    assert.equal(head.size, 2);
+    const receipt = log.receipt(auditIndexes[1]!, head);
+    assert.equal(receipt.index, 1);
+    await s.appendAudit([{ time: T0, sender: 'x', recipient: 'y', kind: 'k', size: 1, msgId: 'z', outcome: 'refused' }]);
+    await log.sync();
+    const summary = verifyAuditLog(await readAuditLog(s), { expect: { size: head.size, root: head.root } });
+    assert.equal(summary.size, 3);
+    assert.equal(summary.unsigned, 0);
+    assert.equal((await AuditLog.open(s, key, () => (t += 1000))) instanceof AuditLog, true, 'a reopen checks the stored head against the entries');
+  });
+}
+
+const sqlOpen: Open = async () => new SqliteStore(mkdtempSync(join(tmp, 'sqlite-')));
+contract('sqlite', sqlOpen, undefined);
+
+const pgOpen: Open = async () => {
+  const sc = freshSchema('contract');
+  drops.push(() => sc.drop());
+  return PostgresStore.open({ url: sc.url });
+};
+contract('postgres', pgOpen, pgSkip);
+
+test('postgres: two nodes appending at once keep one gap-free audit log, commit-ordered seqs and one acceptance per message', { skip: pgSkip }, async () => {
+  const sc = freshSchema('nodes');
+  drops.push(() => sc.drop());
+  const [a, b] = await Promise.all([PostgresStore.open({ url: sc.url }), PostgresStore.open({ url: sc.url })]);
+  try {
+    assert.equal(await a.schemaVersion(), 1, 'two nodes starting together migrate once');
+    const rounds = 25;
+    const work = (s: PostgresStore, tag: string) =>
+      Promise.all(
+        Array.from({ length: rounds }, (_, i) =>
+          // the same (sender, msgId) from both nodes: exactly one of the two is fresh
+          enq(s, [msg('p', 'R', `shared-${i}`), msg(`${tag}-sender`, 'R', `own-${i}`)]),
+        ),
+      );
+    const [ra, rb] = await Promise.all([work(a, 'a'), work(b, 'b')]);
+    const fresh = [...ra, ...rb].flatMap((r) => r.results.filter((x) => !x.duplicate).map((x) => x.seq));
+    assert.equal(fresh.length, rounds * 3, 'each shared message accepted once, each own message once');
+    assert.equal(new Set(fresh).size, fresh.length);
+    for (let i = 0; i < rounds; i++) assert.equal(ra[i]!.results[0]!.seq, rb[i]!.results[0]!.seq, 'both nodes name the one acceptance');
+    const size = await a.auditSize();
+    assert.equal(size, rounds * 3);
+    const entries = await b.auditEntries(0, size);
+    assert.equal(entries.length, size, 'no gap in the audit indexes');
+    const pending = await a.pending('R', 0, 1000, T0);
+    assert.deepEqual(pending.map((m) => m.seq), [...fresh].sort((x, y) => x - y));
+    // seq order is audit order: the i-th accepted entry is the i-th seq
+    assert.deepEqual(entries.map((e) => `${e.sender}/${e.msgId}`), pending.map((m) => `${m.sender}/${m.msgId}`));
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('postgres: migrations are recorded, re-running them is a no-op, a newer schema is refused', { skip: pgSkip }, async () => {
+  const sc = freshSchema('migr');
+  drops.push(() => sc.drop());
+  const s1 = await PostgresStore.open({ url: sc.url });
+  await s1.putSetting('k', 'v');
+  await s1.close();
+  const s2 = await PostgresStore.open({ url: sc.url });
+  assert.equal(await s2.getSetting('k'), 'v');
+  assert.equal(await s2.schemaVersion(), 1);
+  await s2.close();
+  const pgmod = await import('pg');
+  const c = new pgmod.default.Client({ connectionString: sc.url.replace(/[?&]schema=.*/, ''), options: `-c search_path=${sc.schema}` });
+  await c.connect();
+  await c.query("INSERT INTO evseal_migrations (version, name, applied) VALUES (999, 'future', 0)");
+  await c.end();
+  await assert.rejects(PostgresStore.open({ url: sc.url }), /schema version 999, newer/);
+});
