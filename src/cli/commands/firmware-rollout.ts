@@ -9,7 +9,7 @@ import { readPackageIndex } from '../../firmware/package.js';
 import { INSTALLED, isTerminal } from '../../gateway/firmware/rollouts.js';
 import { intArg } from '../options.js';
 import { printJson, readInput } from '../io.js';
-import { netOptions } from './messaging.js';
+import { connectAs, netOptions } from './messaging.js';
 import { loadEndpoint } from './envelope.js';
 import { progressBar } from './firmware.js';
 
@@ -111,11 +111,7 @@ export function registerRollout(fw: Command): void {
       };
 
       const ep = await loadEndpoint(o);
-      const gw = await GatewayClient.connect(o.gateway, {
-        chain: ep.id.chain,
-        privateKey: ep.id.privateKey,
-        gatewayKey: o.gatewayKey,
-        ca: o.gatewayCa ? readFileSync(o.gatewayCa, 'utf8') : undefined,
+      const gw = await connectAs(o, ep, {
         onMessage,
         onNotice,
         onRolloutEvent,

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { GatewayClient, type Delivery, type Notice } from '../../client/gateway-client.js';
+import { GatewayClient, type ClientOptions, type Delivery, type Notice } from '../../client/gateway-client.js';
 import { verifyReceipt } from '../../gateway/audit/log.js';
 import { publicKeyFromB64u } from '../../gateway/identity.js';
 import { EvsealError } from '../../core/errors.js';
@@ -38,17 +38,21 @@ export function netOptions(c: Command): Command {
     .option('--gateway-ca <PEM>', 'CA certificate of a wss:// gateway');
 }
 
-/** Loads the endpoint, connects and publishes its bundle and one-time prekeys, so peers can reach it. */
-export async function connect(o: NetOpts, handlers: { onMessage?: (d: Delivery) => void; onNotice?: (n: Notice) => void } = {}): Promise<{ ep: Endpoint; gw: GatewayClient }> {
-  const ep = await loadEndpoint(o);
-  const gw = await GatewayClient.connect(o.gateway, {
+/** Connects as `ep` with the network options (--gateway, --gateway-key, --gateway-ca). */
+export function connectAs(o: NetOpts, ep: Endpoint, more: Omit<ClientOptions, 'chain' | 'privateKey' | 'gatewayKey' | 'ca'> = {}): Promise<GatewayClient> {
+  return GatewayClient.connect(o.gateway, {
     chain: ep.id.chain,
     privateKey: ep.id.privateKey,
     gatewayKey: o.gatewayKey,
     ca: o.gatewayCa ? readFileSync(o.gatewayCa, 'utf8') : undefined,
-    onMessage: handlers.onMessage,
-    onNotice: handlers.onNotice,
+    ...more,
   });
+}
+
+/** Loads the endpoint, connects and publishes its bundle and one-time prekeys, so peers can reach it. */
+export async function connect(o: NetOpts, handlers: { onMessage?: (d: Delivery) => void; onNotice?: (n: Notice) => void } = {}): Promise<{ ep: Endpoint; gw: GatewayClient }> {
+  const ep = await loadEndpoint(o);
+  const gw = await connectAs(o, ep, handlers);
   await gw.publishBundle(readFileSync(join(o.as, 'bundle.json'), 'utf8'));
   const otks = readPublicOneTime(o.as);
   if (otks.length > 0) await gw.publishPrekeys(otks.map(prekeyToJSON));

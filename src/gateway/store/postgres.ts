@@ -2,6 +2,7 @@ import pg from 'pg';
 import { EvsealError } from '../../core/errors.js';
 import { MIGRATIONS } from './migrations.js';
 import type { AuditEntry, EnqueueResult, GatewayStore, NewMessage, Notice, QueuedMessage, StationRecord, TreeHead } from './store.js';
+import { toMsg, type MailRow } from './mail-row.js';
 
 /** Advisory lock keys (any constants unique to evseal): migrations, tree-head inserts. */
 const LOCK_MIGRATE = 0x65767365;
@@ -14,32 +15,6 @@ const INT8_OID = 20;
 const types = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser,
 };
-
-interface MailRow {
-  seq: number;
-  msg_id: string;
-  sender: string;
-  recipient: string;
-  kind: string;
-  format: string;
-  body: string;
-  expires: number;
-  created: number;
-  attempts: number;
-}
-
-const toMsg = (r: MailRow): QueuedMessage => ({
-  seq: r.seq,
-  msgId: r.msg_id,
-  sender: r.sender,
-  recipient: r.recipient,
-  kind: r.kind,
-  format: r.format,
-  body: r.body,
-  expires: r.expires,
-  created: r.created,
-  attempts: r.attempts,
-});
 
 /** What the bus needs to hear after a commit: the fresh messages (cluster mode, see cluster/bus.ts). */
 export type QueuedListener = (msgs: { seq: number; recipient: string }[]) => void;

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEntry, EnqueueResult, GatewayStore, NewMessage, Notice, QueuedMessage, StationRecord, TreeHead } from './store.js';
+import { toMsg, type MailRow } from './mail-row.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS stations (id TEXT PRIMARY KEY, password_hash TEXT, cert_fp TEXT, created INTEGER NOT NULL);
@@ -35,31 +36,6 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 const HEAD_FLUSH_MS = 50;
 
-interface MailRow {
-  seq: number;
-  msg_id: string;
-  sender: string;
-  recipient: string;
-  kind: string;
-  format: string;
-  body: string;
-  expires: number;
-  created: number;
-  attempts: number;
-}
-
-const toMsg = (r: MailRow): QueuedMessage => ({
-  seq: r.seq,
-  msgId: r.msg_id,
-  sender: r.sender,
-  recipient: r.recipient,
-  kind: r.kind,
-  format: r.format,
-  body: r.body,
-  expires: r.expires,
-  created: r.created,
-  attempts: r.attempts,
-});
 
 /**
  * The embedded store: one SQLite file in WAL mode with synchronous=FULL, so
