@@ -1,11 +1,17 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import ocpp from 'ocpp-rpc';
 import { pino } from 'pino';
 import { startGateway } from '../gateway/server.js';
 import { addStation } from '../gateway/stations.js';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { GatewayClient, type Delivery } from '../client/gateway-client.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { GatewayClient, type Delivery, type RolloutEvent } from '../client/gateway-client.js';
+import { uploadFirmware } from '../client/firmware-upload.js';
+import { packFirmware } from '../firmware/pack.js';
+import { readPackageIndex, readHeadAndMeta } from '../firmware/package.js';
+import { parseManifest } from '../firmware/manifest.js';
+import { readInstalled, writeInstalled } from '../firmware/installed.js';
 import { ServiceTool, ToolError } from '../client/service-tool.js';
 import { inspectEnvelope } from '../core/envelope.js';
 import { EvsealError } from '../core/errors.js';
@@ -17,6 +23,7 @@ import { runSimCharger, type SimEvent, type SimIo } from '../sim/charger.js';
 import type { OcppProtocol } from '../gateway/ocpp/validators.js';
 import { extractEnvelopes, loadOcppPolicy, openFields, protect, unprotect, type OcppVersion } from '../ocpp/index.js';
 import { PASSPHRASE, type DemoWorld } from './setup.js';
+import { scan } from './scan.js';
 import { meterValues16, setNetworkProfile, transactionEvent } from './messages.js';
 
 export interface FlowReport {
@@ -34,6 +41,8 @@ interface Ctx {
   out: (s?: string) => void;
 }
 
+const FW_MODEL = 'VW-AC22';
+const FW_SUCCESS = ['Downloading', 'Downloaded', 'SignatureVerified', 'Installing', 'Installed'];
 const POLICY = loadOcppPolicy(join(import.meta.dirname, '..', '..', 'policies', 'default.json'));
 const secret = (label: string): string => `${label}-${randomBytes(6).toString('hex')}`;
 const short = (v: unknown, n = 150): string => {
@@ -80,12 +89,13 @@ class Flow {
   }
 }
 
-/** An endpoint connected to the gateway, with its bundle published and an inbox. */
-async function connect(ctx: Ctx, ep: Endpoint): Promise<{ c: GatewayClient; inbox: Delivery[] }> {
+/** An endpoint connected to the gateway, with its bundle published, an inbox and the rollout events it is told of. */
+async function connect(ctx: Ctx, ep: Endpoint): Promise<{ c: GatewayClient; inbox: Delivery[]; rollouts: RolloutEvent[] }> {
   const inbox: Delivery[] = [];
-  const c = await GatewayClient.connect(ctx.gw.url, { chain: ep.id.chain, privateKey: ep.id.privateKey, onMessage: (d) => inbox.push(d) });
+  const rollouts: RolloutEvent[] = [];
+  const c = await GatewayClient.connect(ctx.gw.url, { chain: ep.id.chain, privateKey: ep.id.privateKey, onMessage: (d) => inbox.push(d), onRolloutEvent: (e) => rollouts.push(e) });
   await c.publishBundle(readFileSync(join(ep.id.dir, 'bundle.json'), 'utf8'));
-  return { c, inbox };
+  return { c, inbox, rollouts };
 }
 
 interface Charger {
@@ -93,6 +103,8 @@ interface Charger {
   io: SimIo;
   events: SimEvent[];
   outDir: string;
+  /** where it downloads and installs firmware images */
+  firmwareDir: string;
   stop: () => Promise<void>;
 }
 
@@ -105,10 +117,11 @@ async function startCharger(ctx: Ctx, ep: Endpoint, version: OcppVersion, handle
   await ctx.addStation(id, password);
   const events: SimEvent[] = [];
   const outDir = join(ctx.world.dir, 'received', id);
+  const firmwareDir = join(ctx.world.dir, 'received', `${id}-firmware`);
   const abort = new AbortController();
   let io: SimIo | undefined;
   const run = runSimCharger(
-    { endpoint: ep, gateway: `${ctx.gw.url}/ocpp`, password, protocol: PROTOCOL[version], outDir, handlers, onEvent: (e) => events.push(e), afterBoot: async (x) => void (io = x) },
+    { endpoint: ep, gateway: `${ctx.gw.url}/ocpp`, password, protocol: PROTOCOL[version], outDir, handlers, firmware: { dir: firmwareDir }, onEvent: (e) => events.push(e), afterBoot: async (x) => void (io = x) },
     abort.signal,
   ).catch((e: unknown) => {
     events.push({ type: 'refused', code: (e as Error).message });
@@ -120,6 +133,7 @@ async function startCharger(ctx: Ctx, ep: Endpoint, version: OcppVersion, handle
     io,
     events,
     outDir,
+    firmwareDir,
     stop: async () => {
       abort.abort();
       await run;
@@ -141,7 +155,10 @@ export async function runFlows(ctx: Ctx): Promise<FlowReport[]> {
     psp: await world.identity('psp', 'psp', 'psp-1', 'PayCo'),
     fleet: await world.identity('fleet', 'fleet', 'fleet-1', 'FleetCo'),
     factory: await world.identity('oem', 'charger', 'CP-NEW', 'VoltWorks'),
+    publisher: await world.identity('oemFw', 'firmware-publisher', 'fw-pub-1', 'VoltWorks'),
   };
+  // The device's own record of what it is and runs: firmware unpacking refuses another model or an older version.
+  for (const d of [ids.cp16, ids.cp201]) writeInstalled(d, { model: FW_MODEL, version: '1.0.0' });
   const ep = (d: string, trust = world.backendTrust) => world.endpoint(d, trust);
   const prov = ep(ids.prov);
   const psp = ep(ids.psp);
@@ -381,11 +398,89 @@ export async function runFlows(ctx: Ctx): Promise<FlowReport[]> {
       f.check(proxy.ok, 'a plain client works through the proxy and the upstream CSMS gets its frames byte for byte');
       reports.push(f.report());
     }
+    // ---------------------------------------------------------------- 7. firmware
+    {
+      const f = new Flow('7. firmware: fw-pub-1 (OEM firmware root) packs an encrypted, signed image for CP-16 (1.6) and CP-201 (2.0.1); prov-1 rolls it out through the gateway', out);
+      // A random image with a canary in it: if the gateway ever held the image in clear, the scan finds the canary.
+      const canary = secret('firmware-canary');
+      f.secrets.push(canary);
+      const image = Buffer.concat([randomBytes(128 * 1024), Buffer.from(canary), randomBytes(128 * 1024)]);
+      const imagePath = join(world.dir, 'publisher-image.bin');
+      const pkgPath = join(world.dir, 'publisher-image.evfw');
+      writeFileSync(imagePath, image);
+      f.check(scan([imagePath], [canary]).length > 0, 'the scanner finds the canary in the clear image');
+      const pkg = await packFirmware({
+        publisher: ep(ids.publisher),
+        input: imagePath,
+        output: pkgPath,
+        version: '2.0.0',
+        model: FW_MODEL,
+        recipients: [ids.cp16, ids.cp201].map((d) => ({ bundleJson: readFileSync(join(d, 'bundle.json'), 'utf8') })),
+      });
+      const index = await readPackageIndex(pkgPath);
+      const manifest = parseManifest((await readHeadAndMeta(pkgPath)).meta.manifestBytes);
+      // What the built-in CSMS sends: tapped where every call enters the router.
+      const calls: string[] = [];
+      const submit = ctx.gw.router.submit.bind(ctx.gw.router);
+      ctx.gw.router.submit = (from, s) => {
+        if (s.format === 'ocpp-call' && s.kind === 'firmware') calls.push(s.body);
+        return submit(from, s);
+      };
+      const stations = { 'CP-16': chargers.cp16, 'CP-201': chargers.cp201 };
+      const up = await uploadFirmware(backends.prov.c, pkgPath);
+      let r;
+      try {
+        r = await backends.prov.c.startRollout({ id: `demo-fw-${pkg.packageId.slice(0, 8)}`, packageId: pkg.packageId, stations: Object.keys(stations), lifetimeSec: 600 });
+      } finally {
+        ctx.gw.router.submit = submit;
+      }
+      const rid = r.id;
+      const statuses = (id: string) => backends.prov.rollouts.flatMap((e) => (e.id === rid && e.station === id && e.status ? [e.status] : []));
+      const FINAL = ['Installed', 'DownloadFailed', 'InvalidSignature', 'InstallVerificationFailed', 'InstallationFailed'];
+      await until(() => Object.keys(stations).every((id) => statuses(id).some((s) => FINAL.includes(s))), 30_000, 'both chargers to reach a final firmware status');
+      const answers = backends.prov.inbox.filter((d) => d.format === 'ocpp-result' && Object.values(r.stations).some((s) => s.msgId !== undefined && d.body.includes(s.msgId)));
+      if (answers.length > 0) await backends.prov.c.ack(...answers.map((d) => d.seq));
+      f.saw('CSMS/gateway saw', `package ${up.size} bytes (uploaded ${up.sent}), manifest ${short({ model: manifest.model, version: manifest.version, size: manifest.size, slots: manifest.slots, suite: manifest.suite, ciphertext: manifest.ciphertext }, 300)}; key slots for ${index.deviceIds.join(', ')}; publisher ${index.publisher}`);
+      const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+      for (const [id, cp] of Object.entries(stations)) {
+        const call = calls.map((c) => JSON.parse(c) as { action: string; payload: { requestId: number; firmware: { location: string; signature?: string } } }).find((c) => c.payload.firmware.location.includes(`/${id}/`));
+        const location = call?.payload.firmware.location ?? '';
+        f.saw(`CSMS/gateway -> ${id}`, `${call?.action} requestId ${call?.payload.requestId} location ${location.replace(/[A-Za-z0-9_-]{22}$/, '<token>')}`);
+        f.saw(`CSMS/gateway saw ${id}`, `statuses ${statuses(id).join(' -> ')}`);
+        const probe = location ? await rangeProbe(location) : 'no location';
+        f.saw('range probe', probe);
+        f.check(/^206 bytes 0-15\/\d+$/.test(probe), `the gateway serves ${id}'s download by byte range`);
+        const installed = cp.events.flatMap((e) => (e.type === 'firmware' && e.requestId === r.requestId ? [e.status] : []));
+        let got: Buffer | undefined;
+        try {
+          got = readFileSync(join(cp.firmwareDir, `image-${r.requestId}.bin`));
+        } catch {
+          got = undefined;
+        }
+        f.saw(`${id} received`, `reported ${installed.join(' -> ')}; image ${got?.length ?? 0} bytes sha256 ${got ? sha(got).slice(0, 16) : '-'}… (published ${sha(image).slice(0, 16)}…), now runs ${readInstalled(id === 'CP-16' ? ids.cp16 : ids.cp201)?.version}`);
+        f.check(call?.action === (id === 'CP-16' ? 'SignedUpdateFirmware' : 'UpdateFirmware'), `${id} got the firmware call of its OCPP version`);
+        f.check(JSON.stringify(statuses(id)) === JSON.stringify(FW_SUCCESS) && JSON.stringify(installed) === JSON.stringify(FW_SUCCESS), `${id} went Downloading -> … -> Installed, and the rollout client saw it`);
+        f.check(got !== undefined && sha(got) === sha(image), `${id}'s image is byte-identical to the published one`);
+      }
+      reports.push(f.report());
+    }
   } finally {
     for (const c of Object.values(chargers)) await c.stop();
     for (const b of Object.values(backends)) await b.c.close();
   }
   return reports;
+}
+
+/** GETs the first 16 bytes of a firmware location: "<status> <content-range>". */
+function rangeProbe(location: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(location, { headers: { range: 'bytes=0-15' } }, (res) => {
+      res.resume();
+      resolve(`${res.statusCode} ${res.headers['content-range'] ?? ''}`);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 function plainClient(endpoint: string, identity: string, password: string) {

@@ -2,7 +2,7 @@
 /**
  * `npm run demo`: the whole system on the embedded default. A gateway (built-in
  * CSMS, SQLite store) in this process; chargers on OCPP 1.6, 2.0.1 and 2.1;
- * a service tool, a PSP, a fleet backend, a provisioning service and a CA
+ * a service tool, a PSP, a fleet backend, a firmware publisher, a provisioning service and a CA
  * service as endpoints. Every flow of the mission runs through the gateway;
  * for each, what the CSMS/gateway saw is printed beside what the endpoint
  * received, and the gateway's data and logs are scanned for the flow's
@@ -11,7 +11,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { startGateway } from '../gateway/server.js';
@@ -61,9 +61,13 @@ const planted = join(dir, 'planted-control.txt');
 const control = secrets[0] ?? `control-${randomBytes(4).toString('hex')}`;
 writeFileSync(planted, `positive control: ${Buffer.from(control).toString('base64')}\n`);
 const controlFound = scan([planted], [control]).length > 0;
+// The firmware store (DATA/firmware: packages, rollout state, URL key) is part of what is scanned.
+const firmwareFiles = files.filter((f) => f.startsWith(join(dir, 'gateway', 'firmware') + sep));
+const firmwareScanned = firmwareFiles.some((f) => f.endsWith('.evfw'));
 out('== scanning what the gateway wrote ==');
 out(`  files scanned while running: ${running.map((f) => f.slice(dir.length + 1)).join(', ')}`);
 out(`  and after shutdown: ${files.map((f) => f.slice(dir.length + 1)).join(', ')} (${files.reduce((n, f) => n + readFileSync(f).length, 0)} bytes)`);
+out(`  of which the gateway's firmware store: ${firmwareFiles.map((f) => f.slice(dir.length + 1)).join(', ') || 'NONE: no package was scanned'}`);
 out(`  secrets searched: ${secrets.length} (raw, hex, base64, base64url)`);
 out(`  positive control (a planted base64 copy): ${controlFound ? 'found, so the scanner works' : 'NOT FOUND: the scanner is broken'}`);
 for (const r of reports) {
@@ -73,7 +77,7 @@ for (const r of reports) {
 
 out('\n== summary ==');
 for (const r of reports) out(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name}${r.ok ? '' : `: ${r.problems.join('; ')}`}`);
-const ok = !failed && reports.length > 0 && reports.every((r) => r.ok) && hits.length === 0 && controlFound;
+const ok = !failed && reports.length > 0 && reports.every((r) => r.ok) && hits.length === 0 && controlFound && firmwareScanned;
 out(`\n${ok ? 'demo complete: every flow worked and no secret reached the gateway' : 'demo FAILED'} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 if (!keep) rmSync(dir, { recursive: true, force: true });
 process.exit(ok ? 0 : 1);

@@ -10,16 +10,18 @@ import type { TrustPolicy } from '../core/x509/index.js';
 export const PASSPHRASE = 'evseal demo passphrase (not a secret)';
 
 /**
- * The demo's parties: four CAs, each scoped by trust policy to the roles it
+ * The demo's parties: five CAs, each scoped by trust policy to the roles it
  * may certify (the operator's CA cannot certify a PSP or a fleet backend, so
- * the operator that runs the CSMS cannot read their traffic), and the
- * endpoints of every flow, each with its own encrypted keystore.
+ * the operator that runs the CSMS cannot read their traffic; only the OEM's
+ * firmware root can certify a firmware publisher), and the endpoints of
+ * every flow, each with its own encrypted keystore.
  */
 export const CAS = {
   op: { name: 'ChargeCo Operator CA', roles: ['charger', 'provisioning'] },
   oem: { name: 'VoltWorks OEM Root', roles: ['service-tool', 'charger'] },
   psp: { name: 'PayCo PSP CA', roles: ['psp'] },
   fleet: { name: 'FleetCo CA', roles: ['fleet'] },
+  oemFw: { name: 'VoltWorks Firmware Root', roles: ['firmware-publisher'] },
 } as const;
 export type CaName = keyof typeof CAS;
 
@@ -29,7 +31,7 @@ export interface DemoWorld {
   crls: string[];
   /** what the gateway and the backends trust */
   backendTrust: TrustPolicy;
-  /** what a charger trusts: service tools only from the OEM root, chargers and provisioning from the operator */
+  /** what a charger trusts: service tools only from the OEM root, firmware only from the OEM firmware root, chargers and provisioning from the operator */
   chargerTrust: TrustPolicy;
   identity(ca: CaName, role: Role, id: string, operator: string): Promise<string>;
   endpoint(dir: string, trust: TrustPolicy): Endpoint;
@@ -46,7 +48,7 @@ export async function makeWorld(dir: string): Promise<DemoWorld> {
   for (const [k, c] of Object.entries(CAS)) await initCaDir(caDir(k as CaName), { name: c.name, now: new Date(now - 3600_000) });
   const anchor = (ca: CaName, roles: readonly string[]) => ({ name: CAS[ca].name, cert: join(caDir(ca), 'ca.pem'), roles });
   writePolicy(join(dir, 'backend-trust.json'), (Object.keys(CAS) as CaName[]).map((k) => anchor(k, CAS[k].roles)));
-  writePolicy(join(dir, 'charger-trust.json'), [anchor('op', ['charger', 'provisioning']), anchor('oem', ['service-tool']), anchor('psp', ['psp']), anchor('fleet', ['fleet'])]);
+  writePolicy(join(dir, 'charger-trust.json'), [anchor('op', ['charger', 'provisioning']), anchor('oem', ['service-tool']), anchor('psp', ['psp']), anchor('fleet', ['fleet']), anchor('oemFw', ['firmware-publisher'])]);
   const crls = (Object.keys(CAS) as CaName[]).map((k) => join(caDir(k), 'crl.pem'));
   return {
     dir,

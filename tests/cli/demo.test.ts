@@ -17,5 +17,7 @@ test('npm run demo (every flow through the gateway) completes, and the scan find
   assert.match(r.stdout, /positive control \(a planted base64 copy\): found/);
   assert.doesNotMatch(r.stdout, /LEAKED|FAIL/);
   // One line per flow in the summary, all ok.
-  assert.equal((r.stdout.match(/^ {2}ok {3}\d/gm) ?? []).length, 8);
+  assert.equal((r.stdout.match(/^ {2}ok {3}\d/gm) ?? []).length, 9);
+  assert.match(r.stdout, /^ {2}ok {3}7\. firmware:/m);
+  assert.match(r.stdout, /of which the gateway's firmware store: gateway\/firmware\/[0-9a-f]{32}\.evfw/);
 });
