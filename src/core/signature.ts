@@ -31,7 +31,7 @@ function algFor(key: KeyObject): string | null {
 }
 
 export function signWith(ctx: SigContext, privateKey: KeyObject, msg: Uint8Array): Uint8Array {
-  return new Uint8Array(nodeSign(algFor(privateKey), framed(ctx, msg), { key: privateKey, dsaEncoding: 'ieee-p1363' }));
+  return signFramed(privateKey, framed(ctx, msg));
 }
 
 export function verifyWith(ctx: SigContext, publicKey: KeyObject, msg: Uint8Array, sig: Uint8Array): boolean {
@@ -40,12 +40,16 @@ export function verifyWith(ctx: SigContext, publicKey: KeyObject, msg: Uint8Arra
 
 /** signWith(ctx, key, lp(...parts)), framing the message in a single allocation. */
 export function signLp(ctx: SigContext, privateKey: KeyObject, parts: readonly Uint8Array[]): Uint8Array {
-  return new Uint8Array(nodeSign(algFor(privateKey), prefixedLp(PREFIX[ctx], parts), { key: privateKey, dsaEncoding: 'ieee-p1363' }));
+  return signFramed(privateKey, prefixedLp(PREFIX[ctx], parts));
 }
 
 /** verifyWith(ctx, key, lp(...parts), sig), framing the message in a single allocation. */
 export function verifyLp(ctx: SigContext, publicKey: KeyObject, parts: readonly Uint8Array[], sig: Uint8Array): boolean {
   return verifyFramed(publicKey, prefixedLp(PREFIX[ctx], parts), sig);
+}
+
+function signFramed(privateKey: KeyObject, data: Uint8Array): Uint8Array {
+  return new Uint8Array(nodeSign(algFor(privateKey), data, { key: privateKey, dsaEncoding: 'ieee-p1363' }));
 }
 
 function verifyFramed(publicKey: KeyObject, data: Uint8Array, sig: Uint8Array): boolean {

@@ -253,6 +253,11 @@ function publisherId(chain: Uint8Array[]): string {
 
 export async function readPackageIndex(path: string): Promise<PackageIndex> {
   const { head, meta } = await readHeadAndMeta(path);
+  return packageIndex(head, meta);
+}
+
+/** The public index of an already parsed package. */
+export function packageIndex(head: Head, meta: Meta): PackageIndex {
   return {
     packageId: meta.manifest.packageId,
     version: meta.manifest.version,

@@ -1,6 +1,6 @@
 import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { equalBytes, fromHex } from '../core/bytes.js';
-import { EvsealError, VerificationFailure, type SecurityReason } from '../core/errors.js';
+import { EvsealError, VerificationFailure, type SecurityReason, type SecuritySink } from '../core/errors.js';
 import { MerkleTree, verifyInclusion } from '../core/merkle.js';
 import { verifyWith } from '../core/signature.js';
 import { ciphertextLength } from '../core/chunked/cobblestone.js';
@@ -10,7 +10,7 @@ import { openDigest } from './content.js';
 import { ImageRejected, decryptImage } from './stream.js';
 import { readInstalled, writeInstalled } from './installed.js';
 import { KIND_FULL, SEALED_DIGEST_SIZE, readHeadAndMetaFrom, type Head, type Meta } from './package.js';
-import { p256PublicKey, parseSlot, slotInfo, slotLeaf } from './slots.js';
+import { p256PublicKey, parseSlot, slotInfo, slotLeaf, type Slot } from './slots.js';
 import { manifestCoreHash, type Manifest } from './manifest.js';
 import { createTempOutput } from './temp-output.js';
 import { compareVersions } from './version.js';
@@ -43,7 +43,7 @@ const rejectedError = (): EvsealError => new EvsealError('ERR_FIRMWARE_REJECTED'
  * inclusion in the signed slot root, the ciphertext length for the signed
  * size. Then model and version against the installed state.
  */
-async function verifyPackage(ep: Endpoint, fh: FileHandle, allowDowngrade: boolean): Promise<{ head: Head; meta: Meta; slotBytes: Uint8Array; publisher: string }> {
+async function verifyPackage(ep: Endpoint, fh: FileHandle, installed: { model: string; version: string }, allowDowngrade: boolean): Promise<{ head: Head; meta: Meta; slot: Slot; publisher: string }> {
   let head: Head;
   let meta: Meta;
   try {
@@ -65,25 +65,29 @@ async function verifyPackage(ep: Endpoint, fh: FileHandle, allowDowngrade: boole
 
   const me = ep.id;
   const root = fromHex(m.slotsRoot);
-  let slotBytes: Uint8Array | undefined;
+  let slot: Slot | undefined;
   if (head.kind === KIND_FULL) {
     const tree = new MerkleTree(30);
     for (const s of meta.slots) {
       tree.append(slotLeaf(s));
-      if (slotBytes === undefined && equalBytes(parseSlotOrReject(s).certHash, me.certHash)) slotBytes = s;
+      if (slot === undefined) {
+        const p = parseSlotOrReject(s);
+        if (equalBytes(p.certHash, me.certHash)) slot = p;
+      }
     }
     if (!equalBytes(tree.root(), root)) throw new Rejected('proof-invalid', 'slots do not hash to the signed root');
   } else {
     const s = meta.slots[0]!;
     if (!verifyInclusion(meta.slotIndex!, m.slots, slotLeaf(s), meta.proof!, root)) throw new Rejected('proof-invalid', 'slot inclusion proof');
-    if (equalBytes(parseSlotOrReject(s).certHash, me.certHash)) slotBytes = s;
+    const p = parseSlotOrReject(s);
+    if (equalBytes(p.certHash, me.certHash)) slot = p;
   }
-  if (slotBytes === undefined) throw new Rejected('wrong-recipient', 'no key slot for this device certificate');
-  if (parseSlot(slotBytes).deviceId !== me.file.id) throw new Rejected('wrong-recipient', 'key slot names another device id');
+  if (slot === undefined) throw new Rejected('wrong-recipient', 'no key slot for this device certificate');
+  if (slot.deviceId !== me.file.id) throw new Rejected('wrong-recipient', 'key slot names another device id');
   if (head.sharedLength !== ciphertextLength(m.size) + SEALED_DIGEST_SIZE) throw new Rejected('malformed', 'ciphertext length does not match the signed size');
 
-  const installed = readInstalled(me.dir)!;
-  const log = securityLog(me.dir).sink;
+  // opened only to record a refusal: a successful unpack leaves no log handle open
+  const log: SecuritySink = (e) => securityLog(me.dir).sink(e);
   if (m.model !== installed.model) {
     log({ event: 'firmware-refused', reason: 'policy-denied', detail: `model ${m.model}, device is ${installed.model}`, packageId: m.packageId });
     throw new EvsealError('ERR_FIRMWARE_MODEL', `firmware is for model ${m.model}, this device is ${installed.model}`);
@@ -92,7 +96,7 @@ async function verifyPackage(ep: Endpoint, fh: FileHandle, allowDowngrade: boole
     log({ event: 'firmware-refused', reason: 'policy-denied', detail: `version ${m.version} not newer than ${installed.version}`, packageId: m.packageId });
     throw new EvsealError('ERR_FIRMWARE_ROLLBACK', `firmware ${m.version} is not newer than the installed ${installed.version} (--allow-downgrade to force)`);
   }
-  return { head, meta, slotBytes, publisher: publisher.id };
+  return { head, meta, slot, publisher: publisher.id };
 }
 
 function parseSlotOrReject(b: Uint8Array): ReturnType<typeof parseSlot> {
@@ -119,7 +123,8 @@ export async function unpackFirmware(o: {
   const ep = o.endpoint;
   const me = ep.id;
   p256PublicKey(me.privateKey, `identity ${me.file.id}`); // refuses Ed25519 identities up front
-  if (readInstalled(me.dir) === undefined) throw new EvsealError('ERR_STATE', `no installed firmware record in ${me.dir} (run evseal firmware device-init)`);
+  const installed = readInstalled(me.dir);
+  if (installed === undefined) throw new EvsealError('ERR_STATE', `no installed firmware record in ${me.dir} (run evseal firmware device-init)`);
   let fh: FileHandle;
   try {
     fh = await openFile(o.input, 'r');
@@ -128,10 +133,10 @@ export async function unpackFirmware(o: {
   }
   let packageId: string | undefined;
   try {
-    const v = await verifyPackage(ep, fh, o.allowDowngrade === true);
+    const v = await verifyPackage(ep, fh, installed, o.allowDowngrade === true);
     const m = v.meta.manifest;
     packageId = m.packageId;
-    const slot = parseSlot(v.slotBytes);
+    const slot = v.slot;
     let contentKey: Uint8Array;
     try {
       contentKey = ep.openKeySlot(slot.enc, slot.ct, slotInfo(manifestCoreHash(m), slot.certHash, slot.deviceId));

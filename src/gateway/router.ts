@@ -50,7 +50,6 @@ export const DEFAULT_ROUTER_LIMITS: RouterLimits = {
 interface Pending {
   from: Principal;
   s: Submission;
-  size: number;
   t0: bigint;
   resolve: (r: { seq: number; duplicate: boolean; receipt: Receipt | undefined }) => void;
   reject: (e: unknown) => void;
@@ -197,7 +196,7 @@ export class MailRouter implements Router {
     // wrapped, so that awaiting the admission does not wait for the commit
     return {
       result: new Promise((resolve, reject) => {
-        this.#queue.push({ from, s, size: s.body.length, t0, resolve, reject });
+        this.#queue.push({ from, s, t0, resolve, reject });
         this.#schedule();
       }),
     };
@@ -229,7 +228,7 @@ export class MailRouter implements Router {
     try {
       const items = batch.map((p) => ({
         msg: { msgId: p.s.msgId, sender: p.from.id, recipient: p.s.to, kind: p.s.kind, format: p.s.format, body: p.s.body, expires: p.s.expires, created: now },
-        audit: entry(now, p.from.id, p.s.to, p.s.kind, p.size, p.s.msgId, 'accepted'),
+        audit: { time: now, sender: p.from.id, recipient: p.s.to, kind: p.s.kind, size: p.s.body.length, msgId: p.s.msgId, outcome: 'accepted' },
       }));
       const { enqueued, acked } =
         acks.length === 0
@@ -251,10 +250,13 @@ export class MailRouter implements Router {
         else {
           this.#metrics.routed.inc({ format: p.s.format });
           this.#metrics.queued.inc();
-          const m: QueuedMessage = { seq: r.seq, msgId: p.s.msgId, sender: p.from.id, recipient: p.s.to, kind: p.s.kind, format: p.s.format, body: p.s.body, expires: p.s.expires, created: now, attempts: 0 };
-          const list = toPush.get(p.s.to);
-          if (list) list.push(m);
-          else toPush.set(p.s.to, [m]);
+          // only for a recipient attached here: #deliverFresh has nothing to do for the others
+          if (this.#sinks.has(p.s.to)) {
+            const m: QueuedMessage = { seq: r.seq, ...items[i]!.msg, attempts: 0 };
+            const list = toPush.get(p.s.to);
+            if (list) list.push(m);
+            else toPush.set(p.s.to, [m]);
+          }
         }
         this.#metrics.acceptLatency.observe(Number(process.hrtime.bigint() - p.t0) / 1e9);
         p.resolve({ seq: r.seq, duplicate: r.duplicate, receipt: idx === undefined ? undefined : this.#audit.receipt(idx, head!) });
@@ -507,8 +509,3 @@ export class MailRouter implements Router {
     for (const a of this.#sinks.values()) for (const t of a.timers) clearTimeout(t);
   }
 }
-
-export function entry(time: number, sender: string, recipient: string, kind: string, size: number, msgId: string, outcome: string): AuditEntry {
-  return { time, sender, recipient, kind, size, msgId, outcome };
-}
-

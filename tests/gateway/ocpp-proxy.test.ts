@@ -6,10 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startGateway, until, type TestGateway } from './helpers/ocpp-gateway.js';
 import { PASSWORD, basicAuth, closed, frames, ocppClient, rawClient } from './helpers/ocpp-clients.js';
+import { listenCsms } from './helpers/flows-fixture.js';
 
 interface Upstream {
   url: string;
@@ -34,14 +34,7 @@ async function fakeUpstream(o: { pick?: (offered: Set<string>) => string | false
       ws.on('message', (data, binary) => up.received.push({ data: data as Buffer, binary }));
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  up.url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/csms`;
-  up.close = async () => {
-    for (const ws of wss.clients) ws.terminate();
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
-  };
-  return up;
+  return Object.assign(up, await listenCsms(server, wss));
 }
 
 async function withProxy(fn: (gw: TestGateway, up: Upstream) => Promise<void>, o: Parameters<typeof fakeUpstream>[0] = {}): Promise<void> {

@@ -26,6 +26,15 @@ for (const kemId of [0x0010, 0x0020, 0x647a]) {
     assert.throws(() => open(s, toA.enc, sk, EMPTY, EMPTY, toA.ct), isOpenFailed);
   });
 
+  test(`${s.kem.name}: a recipient key buffer wiped to zeros never opens again, however often it is tried`, () => {
+    const a = s.kem.generateKeyPair();
+    const sk = new Uint8Array(a.privateKey);
+    const toA = seal(s, a.publicKey, EMPTY, EMPTY, pt);
+    assert.deepEqual(open(s, toA.enc, sk, EMPTY, EMPTY, toA.ct), pt); // imports and keeps a's handle
+    sk.fill(0);
+    for (let i = 0; i < 3; i++) assert.throws(() => open(s, toA.enc, sk, EMPTY, EMPTY, toA.ct), EvsealError, `attempt ${i + 1}`);
+  });
+
   test(`${s.kem.name}: a recipient public key buffer rewritten in place seals to its new key only`, () => {
     const a = s.kem.generateKeyPair();
     const b = s.kem.generateKeyPair();

@@ -235,7 +235,7 @@ describe('PEM', () => {
       pem.replace(/\n(?=[^-])/, '\n '),
       pem.split('\n').slice(1, -2).join('').replace(/^/, '-----BEGIN CERTIFICATE-----\n') + '\n-----END CERTIFICATE-----\n', // one long line
       pem.replace('-----BEGIN CERTIFICATE-----', '-----BEGIN X509 CRL-----'),
-      pem.replace(/[A-Za-z0-9]={0,2}\n-----END/, '!\n-----END'),
+      pem.replace(/[A-Za-z0-9+/]={0,2}\n-----END/, '!\n-----END'), // the last base64 character, whatever it is
     ];
     for (const b of bad) assert.throws(() => pemToDer(b, 'CERTIFICATE'), hasCode('ERR_INVALID_INPUT'), JSON.stringify(b.slice(0, 80)));
     assert.throws(() => pemToDer(pem, 'X509 CRL'), hasCode('ERR_INVALID_INPUT'));

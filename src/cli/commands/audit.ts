@@ -4,7 +4,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { EvsealError } from '../../core/errors.js';
 import { encodeAuditExport, parseAuditExport, readAuditLog, verifyAuditLog, type AuditExport, type AuditSummary } from '../../gateway/audit/export.js';
 import { rootBytes } from '../../gateway/audit/leaf.js';
-import { openAdminStore } from '../../gateway/cluster/open-store.js';
+import { withAdminStore } from '../../gateway/cluster/open-store.js';
 import { publicKeyFromB64u } from '../../gateway/identity.js';
 import { printJson, readInput, writeOutput } from '../io.js';
 
@@ -26,26 +26,10 @@ function keyArg(v: string): string {
   return v;
 }
 
-/** Reads the audit log of a gateway data directory. The SQLite module loads only here, not for every evseal command. */
-async function readFromDataDir(dir: string): Promise<AuditExport> {
-  if (!existsSync(join(dir, 'evseal.db'))) throw new EvsealError('ERR_NOT_FOUND', `no gateway store in ${dir} (evseal.db not found)`);
-  const { SqliteStore } = await import('../../gateway/store/sqlite.js');
-  const store = new SqliteStore(dir);
-  try {
-    return await readAuditLog(store);
-  } finally {
-    await store.close();
-  }
-}
-
-/** Reads the audit log of a cluster's PostgreSQL store. */
-async function readFromStore(url: string): Promise<AuditExport> {
-  const store = await openAdminStore({ store: url });
-  try {
-    return await readAuditLog(store);
-  } finally {
-    await store.close();
-  }
+/** Reads the audit log of a gateway data directory or of a cluster's PostgreSQL store (exactly one). */
+async function readFromStore(where: { data?: string; store?: string }): Promise<AuditExport> {
+  if (where.data !== undefined && !existsSync(join(where.data, 'evseal.db'))) throw new EvsealError('ERR_NOT_FOUND', `no gateway store in ${where.data} (evseal.db not found)`);
+  return withAdminStore(where, readAuditLog);
 }
 
 const when = (t: number): string => new Date(t).toISOString();
@@ -69,7 +53,7 @@ export function registerAudit(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
       if ((o.data === undefined) === (o.store === undefined)) throw new EvsealError('ERR_USAGE', 'give exactly one of --data DIR or --store URL');
-      const x = o.store !== undefined ? await readFromStore(o.store) : await readFromDataDir(o.data);
+      const x = await readFromStore({ data: o.data, store: o.store });
       writeOutput(o.out, encodeAuditExport(x));
       const out = { out: o.out, entries: x.entries.length, treeHeads: x.treeHeads.length };
       if (o.out === '-') return;
@@ -91,7 +75,7 @@ export function registerAudit(program: Command): void {
       let x: AuditExport;
       let s: AuditSummary;
       try {
-        x = o.data !== undefined ? await readFromDataDir(o.data) : o.store !== undefined ? await readFromStore(o.store) : parseAuditExport(readInput(o.file).toString('utf8'));
+        x = o.file !== undefined ? parseAuditExport(readInput(o.file).toString('utf8')) : await readFromStore({ data: o.data, store: o.store });
         s = verifyAuditLog(x, { key: o.key, expect: o.expect });
       } catch (e) {
         if (!(e instanceof EvsealError) || e.code !== 'ERR_INVALID_INPUT') throw e;

@@ -1,17 +1,7 @@
 import type { Command } from 'commander';
-import { openAdminStore } from '../../gateway/cluster/open-store.js';
-import type { GatewayStore } from '../../gateway/store/store.js';
+import { withAdminStore } from '../../gateway/cluster/open-store.js';
 import { addStation, listStations } from '../../gateway/stations.js';
 import { printJson, readInput, wallClock } from '../io.js';
-
-async function withStore<T>(where: { data?: string; store?: string }, fn: (s: GatewayStore) => Promise<T>): Promise<T> {
-  const store = await openAdminStore(where);
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
 
 export function registerStation(program: Command): void {
   const station = program.command('station').description('charging stations allowed to connect to the gateway over OCPP');
@@ -27,7 +17,7 @@ export function registerStation(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
       const certPem = o.cert === undefined ? undefined : readInput(o.cert).toString('utf8');
-      const r = await withStore(o, (s) => addStation(s, { id: o.id, password: o.password, certPem }, wallClock()()));
+      const r = await withAdminStore(o, (s) => addStation(s, { id: o.id, password: o.password, certPem }, wallClock()()));
       if (o.json) {
         printJson({ ...r.station, updated: r.updated, ...(r.generatedPassword ? { generatedPassword: r.generatedPassword } : {}) });
         return;
@@ -44,7 +34,7 @@ export function registerStation(program: Command): void {
     .option('--store <URL>', 'a cluster\'s PostgreSQL store (postgres://…), instead of --data')
     .option('--json', 'print the stations as JSON')
     .action(async (o) => {
-      const list = await withStore(o, (s) => listStations(s));
+      const list = await withAdminStore(o, (s) => listStations(s));
       if (o.json) {
         printJson(list);
         return;

@@ -99,11 +99,6 @@ abstract class ChunkState {
     this.baseNonce = baseNonce;
   }
 
-  /** How many chunks have been processed. */
-  get chunks(): number {
-    return this.counter;
-  }
-
   get finished(): boolean {
     return this.done;
   }
@@ -159,10 +154,6 @@ export class ChunkOpener extends ChunkState {
     if (n < CHUNK_SIZE) this.done = true;
     return pt;
   }
-
-  get failed(): boolean {
-    return this.#failed;
-  }
 }
 
 /** Starts a message: the 56-byte header and the sealer for its chunks. `salt` is for known-answer tests only. */
@@ -204,11 +195,12 @@ export class StreamDecryptor {
   /** `raw` gives the key and base nonce directly (raw mode: no header). */
   constructor(aead: CobblestoneAead, o: { inputKey: Uint8Array; context?: Uint8Array } | { raw: { key: Uint8Array; baseNonce: Uint8Array } }) {
     this.#aead = aead;
-    this.#context = 'inputKey' in o ? (o.context ?? new Uint8Array(0)) : new Uint8Array(0);
     if ('inputKey' in o) {
       if (o.inputKey.length !== keySize(aead)) throw new EvsealError('ERR_CRYPTO', `chunked encryption: input key must be ${keySize(aead)} bytes`);
       this.#inputKey = o.inputKey;
+      this.#context = o.context ?? new Uint8Array(0);
     } else {
+      this.#context = new Uint8Array(0);
       this.#opener = new ChunkOpener(aead, o.raw.key, o.raw.baseNonce);
     }
   }

@@ -7,18 +7,16 @@
  * P-256 as a 32-byte big-endian scalar).
  *
  * Static keys (the recipient's key pair, an auth-mode sender's) are imported
- * once per key buffer, not once per message: importing an X25519 private key
- * costs a scalar multiplication, as much as the DH itself. The handles live
- * in WeakMaps keyed by the caller's buffer, so an entry lasts only as long as
- * the caller keeps that buffer, and each hit is checked against a private
- * copy of the bytes (constant time), so a buffer changed in place is
- * imported afresh. Ephemeral keys and `enc` are never cached.
+ * once per key buffer, not once per message (see ./key-cache.ts): importing
+ * an X25519 private key costs a scalar multiplication, as much as the DH
+ * itself. Ephemeral keys and `enc` are never cached.
  */
 import { EvsealError } from '../errors.js';
-import { equalBytes, wipe } from '../bytes.js';
+import { wipe } from '../bytes.js';
 import { openFailed } from './aead.js';
 import { P256_GROUP, X25519_GROUP, p256ScalarInRange, type DhGroup } from './groups.js';
 import { EMPTY, expandParts, expandPrefix, extractPrefix, hmacParts } from './kdf.js';
+import { KeyCache } from './key-cache.js';
 import type { Kem, KemId, KemKeyPair } from './types.js';
 
 const ONE = new Uint8Array([1]);
@@ -39,8 +37,10 @@ class DhKem<Priv, Pub> implements Kem {
   readonly #pSharedSecret: Uint8Array;
   readonly #pDkpPrk: Uint8Array;
   readonly #pSk: Uint8Array;
-  readonly #privs = new WeakMap<Uint8Array, { copy: Uint8Array; priv: Priv; pk: Uint8Array }>();
-  readonly #pubs = new WeakMap<Uint8Array, { copy: Uint8Array; pub: Pub }>();
+  /** A static private key's handle and serialized public key; get throws if the key is invalid. */
+  readonly #privs: KeyCache<{ priv: Priv; pk: Uint8Array }>;
+  /** A static public key's handle; get throws if the key is invalid. */
+  readonly #pubs: KeyCache<Pub>;
 
   constructor(id: KemId, name: string, g: DhGroup<Priv, Pub>, derivation: SkDerivation) {
     this.id = id;
@@ -50,6 +50,11 @@ class DhKem<Priv, Pub> implements Kem {
     this.nSk = g.nSk;
     this.#g = g;
     this.#derivation = derivation;
+    this.#privs = new KeyCache((sk) => {
+      const priv = g.importPriv(sk);
+      return { priv, pk: g.publicOf(priv) };
+    });
+    this.#pubs = new KeyCache((pk) => g.importPub(pk));
     const sid = new Uint8Array([0x4b, 0x45, 0x4d, id >>> 8, id & 0xff]); // "KEM" || I2OSP(id, 2)
     this.#pEaePrk = extractPrefix(sid, 'eae_prk');
     this.#pSharedSecret = expandPrefix(sid, 'shared_secret', 32);
@@ -89,28 +94,6 @@ class DhKem<Priv, Pub> implements Kem {
     }
   }
 
-  /** A static private key's handle and serialized public key (see the module comment). Throws if `sk` is invalid. */
-  #staticPriv(sk: Uint8Array): { priv: Priv; pk: Uint8Array } {
-    const hit = this.#privs.get(sk);
-    if (hit !== undefined) {
-      if (equalBytes(hit.copy, sk)) return hit;
-      hit.copy.fill(0); // the buffer was rewritten (wiped, or another key): drop the old copy now
-    }
-    const priv = this.#g.importPriv(sk);
-    const held = { copy: new Uint8Array(sk), priv, pk: this.#g.publicOf(priv) };
-    this.#privs.set(sk, held);
-    return held;
-  }
-
-  /** A static public key's handle. Throws if `pk` is invalid. */
-  #staticPub(pk: Uint8Array): Pub {
-    const hit = this.#pubs.get(pk);
-    if (hit !== undefined && equalBytes(hit.copy, pk)) return hit.pub;
-    const pub = this.#g.importPub(pk);
-    this.#pubs.set(pk, { copy: new Uint8Array(pk), pub });
-    return pub;
-  }
-
   generateKeyPair(): KemKeyPair {
     const sk = this.#g.randomSk();
     return { privateKey: sk, publicKey: this.#g.publicOf(this.#g.importPriv(sk)) };
@@ -135,7 +118,7 @@ class DhKem<Priv, Pub> implements Kem {
     let dh1: Uint8Array | undefined;
     let dh2: Uint8Array | undefined;
     try {
-      const pubR = this.#staticPub(pkR);
+      const pubR = this.#pubs.get(pkR);
       let privE: Priv;
       let enc: Uint8Array;
       if (randomness !== undefined) {
@@ -148,7 +131,7 @@ class DhKem<Priv, Pub> implements Kem {
       dh1 = g.dh(privE, pubR);
       let pkS = EMPTY;
       if (skS !== undefined) {
-        const s = this.#staticPriv(skS);
+        const s = this.#privs.get(skS);
         pkS = s.pk;
         dh2 = g.dh(s.priv, pubR);
       }
@@ -167,9 +150,9 @@ class DhKem<Priv, Pub> implements Kem {
     let dh2: Uint8Array | undefined;
     try {
       const pubE = g.importPub(enc);
-      const r = this.#staticPriv(skR);
+      const r = this.#privs.get(skR);
       dh1 = g.dh(r.priv, pubE);
-      if (pkS !== undefined) dh2 = g.dh(r.priv, this.#staticPub(pkS));
+      if (pkS !== undefined) dh2 = g.dh(r.priv, this.#pubs.get(pkS));
       return this.#extractAndExpand(dh1, dh2 ?? EMPTY, enc, r.pk, pkS ?? EMPTY);
     } catch {
       throw openFailed();

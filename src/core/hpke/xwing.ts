@@ -7,9 +7,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { EvsealError } from '../errors.js';
-import { equalBytes, wipe } from '../bytes.js';
+import { wipe } from '../bytes.js';
 import { openFailed, u8 } from './aead.js';
 import { X25519_GROUP as X } from './groups.js';
+import { KeyCache } from './key-cache.js';
 import type { Kem, KemKeyPair } from './types.js';
 
 /**
@@ -69,23 +70,10 @@ function expand(sk: Uint8Array): Expanded {
 
 /**
  * Expanded recipient keys, kept per key buffer as DHKEM keeps its static
- * keys (see ./dhkem.ts): expansion is an ML-KEM key generation plus an
- * X25519 import, more than the decapsulation itself. A WeakMap entry lives
- * as long as the caller's buffer, and a hit is checked against a private
- * copy of the seed, so a buffer changed in place is expanded afresh.
+ * keys (see ./key-cache.ts): expansion is an ML-KEM key generation plus an
+ * X25519 import, more than the decapsulation itself.
  */
-const expanded = new WeakMap<Uint8Array, { copy: Uint8Array; x: Expanded }>();
-
-function expandStatic(sk: Uint8Array): Expanded {
-  const hit = expanded.get(sk);
-  if (hit !== undefined) {
-    if (equalBytes(hit.copy, sk)) return hit.x;
-    wipe(hit.copy, hit.x.skM); // the buffer was rewritten (wiped, or another key): drop the old secrets now
-  }
-  const x = expand(sk);
-  expanded.set(sk, { copy: new Uint8Array(sk), x });
-  return x;
-}
+const expanded = new KeyCache(expand, (x) => wipe(x.skM));
 
 function keyPairFromSeed(sk: Uint8Array): KemKeyPair {
   const x = expand(sk);
@@ -155,7 +143,7 @@ export const XWING: Kem = Object.freeze({
     let ssX: Uint8Array | undefined;
     try {
       if (enc.length !== N_CT) throw new RangeError('X-Wing: bad ciphertext length');
-      const x = expandStatic(skR);
+      const x = expanded.get(skR);
       const ctX = enc.subarray(N_CT_M);
       ssM = ml_kem768.decapsulate(enc.subarray(0, N_CT_M), x.skM);
       // An all-zero X25519 result (low-order ct_X) is rejected here, where the

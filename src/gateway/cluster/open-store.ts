@@ -15,3 +15,13 @@ export async function openAdminStore(o: { data?: string; store?: string }): Prom
   const { SqliteStore } = await import('../store/sqlite.js');
   return new SqliteStore(o.data as string);
 }
+
+/** Runs `fn` on the admin store (see openAdminStore) and closes it. */
+export async function withAdminStore<T>(where: { data?: string; store?: string }, fn: (s: GatewayStore) => Promise<T>): Promise<T> {
+  const store = await openAdminStore(where);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}

@@ -6,7 +6,7 @@ import { b64u, fromB64u } from '../../core/base64url.js';
 import { EvsealError } from '../../core/errors.js';
 import { writeFileAtomic } from '../../keystore/atomic-file.js';
 import { derToPem } from '../../core/x509/index.js';
-import { KIND_FULL, devicePrefix, readHeadAndMeta, readPackageIndex, type PackageIndex } from '../../firmware/package.js';
+import { KIND_FULL, devicePrefix, packageIndex, readHeadAndMeta, readPackageIndex, type PackageIndex } from '../../firmware/package.js';
 
 /** A package id as the firmware manifest has it (16 random bytes in hex): URL- and file-safe. */
 export const PACKAGE_ID_RE = /^[0-9a-f]{32}$/;
@@ -121,7 +121,8 @@ export class PackageStore {
       if (sha256.length === 32 && timingSafeEqual(digest, sha256)) {
         try {
           // a full package (every key slot): device prefixes are cut from it
-          if ((await readHeadAndMeta(part)).head.kind === KIND_FULL) index = await readPackageIndex(part);
+          const { head, meta } = await readHeadAndMeta(part);
+          if (head.kind === KIND_FULL) index = packageIndex(head, meta);
         } catch {
           index = undefined;
         }

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { EvsealError } from '../../core/errors.js';
 import { MIGRATIONS } from './migrations.js';
 import type { AuditEntry, EnqueueResult, GatewayStore, NewMessage, Notice, QueuedMessage, StationRecord, TreeHead } from './store.js';
-import { toMsg, type MailRow } from './mail-row.js';
+import { toAuditEntry, toMsg, toNotice, toStation, type AuditRow, type MailRow, type NoticeRow, type StationRow } from './mail-row.js';
 
 /** Advisory lock keys (any constants unique to evseal): migrations, tree-head inserts. */
 const LOCK_MIGRATE = 0x65767365;
@@ -167,17 +167,12 @@ export class PostgresStore implements GatewayStore {
   /** Appends entries at indexes next.. (the counter must be locked); returns the new next. */
   async #insertAudit(c: pg.PoolClient, next: number, entries: AuditEntry[]): Promise<number> {
     if (entries.length === 0) return next;
-    const cols: unknown[][] = [[], [], [], [], [], [], [], []];
-    entries.forEach((e, i) => {
-      const row = [next + i, e.time, e.sender, e.recipient, e.kind, e.size, e.msgId, e.outcome];
-      row.forEach((v, k) => cols[k]!.push(v));
-    });
     const end = next + entries.length;
     await c.query(
       `WITH a AS (INSERT INTO audit (idx, time, sender, recipient, kind, size, msg_id, outcome)
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[]))
        UPDATE audit_counter SET next = $9 WHERE id = 1`,
-      [...cols, end],
+      [entries.map((_, i) => next + i), ...columns(entries, AUDIT_COLS), end],
     );
     return end;
   }
@@ -225,7 +220,6 @@ export class PostgresStore implements GatewayStore {
       });
       const seqOf = new Map<string, number>();
       if (toInsert.length > 0) {
-        const col = <T>(f: (b: { msg: NewMessage; audit: AuditEntry }) => T): T[] => toInsert.map(f);
         // One statement: the mailbox rows (seqs drawn in batch order), their dedup rows, in cluster mode their
         // outbox rows, their audit entries at next.., and the counter moved past them.
         const rows = await c.query<{ seq: number; sender: string; msg_id: string }>(
@@ -245,24 +239,11 @@ export class PostgresStore implements GatewayStore {
            n AS (UPDATE audit_counter SET next = $11::bigint + $19::bigint WHERE id = 1)
            SELECT seq, sender, msg_id FROM m`,
           [
-            col((b) => b.msg.msgId),
-            col((b) => b.msg.sender),
-            col((b) => b.msg.recipient),
-            col((b) => b.msg.kind),
-            col((b) => b.msg.format),
-            col((b) => b.msg.body),
-            col((b) => b.msg.expires),
-            col((b) => b.msg.created),
+            ...columns(toInsert.map((b) => b.msg), MSG_COLS),
             this.#outbox,
             Date.now(),
             next,
-            col((b) => b.audit.time),
-            col((b) => b.audit.sender),
-            col((b) => b.audit.recipient),
-            col((b) => b.audit.kind),
-            col((b) => b.audit.size),
-            col((b) => b.audit.msgId),
-            col((b) => b.audit.outcome),
+            ...columns(toInsert.map((b) => b.audit), AUDIT_COLS),
             toInsert.length,
           ],
         );
@@ -377,15 +358,7 @@ export class PostgresStore implements GatewayStore {
   }
   async notices(recipient: string, afterSeq: number): Promise<Notice[]> {
     const r = await this.#pool.query('SELECT * FROM notices WHERE recipient = $1 AND seq > $2 ORDER BY seq', [recipient, afterSeq]);
-    return (r.rows as { seq: number; recipient: string; type: Notice['type']; msg_id: string; peer: string; reason: string; created: number }[]).map((x) => ({
-      seq: x.seq,
-      recipient: x.recipient,
-      type: x.type,
-      msgId: x.msg_id,
-      peer: x.peer,
-      reason: x.reason,
-      created: x.created,
-    }));
+    return (r.rows as NoticeRow[]).map(toNotice);
   }
   async ackNotices(recipient: string, upToSeq: number): Promise<void> {
     await this.#pool.query('DELETE FROM notices WHERE recipient = $1 AND seq <= $2', [recipient, upToSeq]);
@@ -452,15 +425,7 @@ export class PostgresStore implements GatewayStore {
   }
   async auditEntries(from: number, to: number): Promise<AuditEntry[]> {
     const r = await this.#pool.query('SELECT * FROM audit WHERE idx >= $1 AND idx < $2 ORDER BY idx', [from, to]);
-    return (r.rows as { time: number; sender: string; recipient: string; kind: string; size: number; msg_id: string; outcome: string }[]).map((x) => ({
-      time: x.time,
-      sender: x.sender,
-      recipient: x.recipient,
-      kind: x.kind,
-      size: x.size,
-      msgId: x.msg_id,
-      outcome: x.outcome,
-    }));
+    return (r.rows as AuditRow[]).map(toAuditEntry);
   }
   /**
    * Several nodes sign heads over the one log. A head is kept only if it
@@ -567,10 +532,9 @@ export class PostgresStore implements GatewayStore {
   }
 }
 
-interface StationRow {
-  id: string;
-  password_hash: string | null;
-  cert_fp: string | null;
-  created: number;
-}
-const toStation = (r: StationRow): StationRecord => ({ id: r.id, passwordHash: r.password_hash ?? undefined, certFingerprint: r.cert_fp ?? undefined, created: r.created });
+/** Field order of the unnest() arrays for mailbox and audit rows. */
+const MSG_COLS: readonly (keyof NewMessage)[] = ['msgId', 'sender', 'recipient', 'kind', 'format', 'body', 'expires', 'created'];
+const AUDIT_COLS: readonly (keyof AuditEntry)[] = ['time', 'sender', 'recipient', 'kind', 'size', 'msgId', 'outcome'];
+
+/** One array per field, for unnest(): column k holds rows[i][keys[k]]. */
+const columns = <T>(rows: readonly T[], keys: readonly (keyof T)[]): unknown[][] => keys.map((k) => rows.map((r) => r[k]));

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEntry, EnqueueResult, GatewayStore, NewMessage, Notice, QueuedMessage, StationRecord, TreeHead } from './store.js';
-import { toMsg, type MailRow } from './mail-row.js';
+import { toAuditEntry, toMsg, toNotice, toStation, type AuditRow, type MailRow, type NoticeRow, type StationRow } from './mail-row.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS stations (id TEXT PRIMARY KEY, password_hash TEXT, cert_fp TEXT, created INTEGER NOT NULL);
@@ -156,16 +156,11 @@ export class SqliteStore implements GatewayStore {
     this.#q.putStation.run(s.id, s.passwordHash ?? null, s.certFingerprint ?? null, s.created);
   }
   async getStation(id: string): Promise<StationRecord | undefined> {
-    const r = this.#q.getStation.get(id) as { id: string; password_hash: string | null; cert_fp: string | null; created: number } | undefined;
-    return r && { id: r.id, passwordHash: r.password_hash ?? undefined, certFingerprint: r.cert_fp ?? undefined, created: r.created };
+    const r = this.#q.getStation.get(id) as StationRow | undefined;
+    return r && toStation(r);
   }
   async listStations(): Promise<StationRecord[]> {
-    return (this.#q.listStations.all() as { id: string; password_hash: string | null; cert_fp: string | null; created: number }[]).map((r) => ({
-      id: r.id,
-      passwordHash: r.password_hash ?? undefined,
-      certFingerprint: r.cert_fp ?? undefined,
-      created: r.created,
-    }));
+    return (this.#q.listStations.all() as StationRow[]).map(toStation);
   }
   async putStationState(id: string, state: Record<string, unknown>): Promise<void> {
     this.#q.putState.run(id, JSON.stringify(state));
@@ -267,15 +262,7 @@ export class SqliteStore implements GatewayStore {
     return rows.map((r) => ({ ...toMsg(r), reason: r.reason }));
   }
   async notices(recipient: string, afterSeq: number): Promise<Notice[]> {
-    return (this.#q.notices.all(recipient, afterSeq) as { seq: number; recipient: string; type: Notice['type']; msg_id: string; peer: string; reason: string; created: number }[]).map((r) => ({
-      seq: r.seq,
-      recipient: r.recipient,
-      type: r.type,
-      msgId: r.msg_id,
-      peer: r.peer,
-      reason: r.reason,
-      created: r.created,
-    }));
+    return (this.#q.notices.all(recipient, afterSeq) as NoticeRow[]).map(toNotice);
   }
   async ackNotices(recipient: string, upToSeq: number): Promise<void> {
     this.#q.ackNotices.run(recipient, upToSeq);
@@ -325,15 +312,7 @@ export class SqliteStore implements GatewayStore {
     return this.#auditNext;
   }
   async auditEntries(from: number, to: number): Promise<AuditEntry[]> {
-    return (this.#q.auditRange.all(from, to) as { time: number; sender: string; recipient: string; kind: string; size: number; msg_id: string; outcome: string }[]).map((r) => ({
-      time: r.time,
-      sender: r.sender,
-      recipient: r.recipient,
-      kind: r.kind,
-      size: r.size,
-      msgId: r.msg_id,
-      outcome: r.outcome,
-    }));
+    return (this.#q.auditRange.all(from, to) as AuditRow[]).map(toAuditEntry);
   }
   async putTreeHead(h: TreeHead): Promise<void> {
     this.#pendingHead = h;

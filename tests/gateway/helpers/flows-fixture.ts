@@ -4,7 +4,7 @@
 // mode that records the exact bytes it receives, chargers (ocpp-rpc RPCClient,
 // strict) that record every frame on their wire, and endpoint clients.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
@@ -97,6 +97,19 @@ export interface FakeUpstream {
   close(): Promise<void>;
 }
 
+/** Listens on a loopback port: the CSMS url (path /csms), and a close that ends every connection. */
+export async function listenCsms(server: Server, wss: WebSocketServer): Promise<{ url: string; close(): Promise<void> }> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/csms`,
+    close: async () => {
+      for (const ws of wss.clients) ws.terminate();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
 /**
  * A raw `ws` CSMS: picks the first OCPP subprotocol offered, records every
  * frame byte for byte, and answers the calls a charger makes with
@@ -127,14 +140,7 @@ export async function fakeUpstream(o: { answer?: (station: string, action: strin
       });
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  up.url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/csms`;
-  up.close = async () => {
-    for (const ws of wss.clients) ws.terminate();
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
-  };
-  return up;
+  return Object.assign(up, await listenCsms(server, wss));
 }
 
 function defaultAnswer(action: string, params: unknown): unknown {
