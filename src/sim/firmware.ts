@@ -1,8 +1,7 @@
-import { createWriteStream, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EvsealError } from '../core/errors.js';
 import type { Endpoint } from '../keystore/endpoint.js';
@@ -169,7 +168,7 @@ export class SimFirmware {
           throw new Error('the server resumed at another offset');
         }
         if (typeof res.headers.etag === 'string') writeFileSync(etagFile, res.headers.etag);
-        await pipeline(res, createWriteStream(part, { flags: append ? 'a' : 'w', mode: 0o600 }));
+        await saveBody(res, part, append);
         const want = totalOf(res);
         if (want !== undefined && fileSize(part) !== want) throw new Error('download ended early');
         last = undefined;
@@ -187,6 +186,31 @@ export class SimFirmware {
       // no ETag was given
     }
   }
+}
+
+/**
+ * Writes the body to `path` as it arrives (flowing mode, synchronous
+ * writes): a body cut off mid-way leaves exactly the bytes the socket
+ * delivered, so the next attempt resumes from there. (A paused stream drops
+ * what it has buffered when the connection aborts, and a destroyed write
+ * stream can drop or late-write buffered bytes.)
+ */
+function saveBody(res: IncomingMessage, path: string, append: boolean): Promise<void> {
+  const fd = openSync(path, append ? 'a' : 'w', 0o600);
+  return new Promise<void>((resolve, reject) => {
+    res.on('data', (c: Buffer) => {
+      try {
+        for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
+      } catch (e) {
+        res.destroy(e as Error);
+      }
+    });
+    res.once('end', resolve);
+    res.once('error', reject);
+    res.once('close', () => {
+      if (!res.complete) reject(new Error('download cut off'));
+    });
+  }).finally(() => closeSync(fd));
 }
 
 function get(url: URL, headers: Record<string, string>, ca: string | Buffer | undefined, signal: AbortSignal): Promise<IncomingMessage> {
