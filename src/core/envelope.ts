@@ -13,7 +13,7 @@ import { signLp, verifyLp } from './signature.js';
 import { isSuiteName, kemOfSuite, type SuiteName } from './suites.js';
 import type { VerifiedBundle } from './bundle.js';
 import { checkTimes, choosePrekeyOrRefuse, senderCertHash, verifySender } from './sender-checks.js';
-import { type RevocationState, type TrustPolicy, type ValidatedIdentity } from './x509/index.js';
+import { PreparedChain, type RevocationState, type TrustPolicy, type ValidatedIdentity } from './x509/index.js';
 
 export const ENVELOPE_VERSION = 1;
 /** HPKE info prefix; the full encoded header follows, binding every header field into the key schedule. */
@@ -119,6 +119,8 @@ export function sealEnvelope(sender: Sender, recipient: VerifiedBundle, plaintex
 interface EnvelopeFields {
   hdr: string;
   chain: string[];
+  /** the chain's text between the brackets, as sent */
+  chainText: string;
   enc: string;
   ct: string;
   sig: string;
@@ -129,7 +131,7 @@ interface EnvelopeFields {
  * so its canonical JSON (ENVELOPE_SHAPE) is exactly this template. Building
  * and splitting it directly avoids JSON passes over megabyte ciphertexts.
  */
-function encodeEnvelope(f: EnvelopeFields): string {
+function encodeEnvelope(f: Omit<EnvelopeFields, 'chainText'>): string {
   return `{"v":1,"hdr":"${f.hdr}","chain":[${f.chain.map((c) => `"${c}"`).join(',')}],"enc":"${f.enc}","ct":"${f.ct}","sig":"${f.sig}"}`;
 }
 
@@ -157,6 +159,7 @@ function splitEnvelope(text: string): EnvelopeFields {
   let end = strEnd(text, pos);
   const hdr = text.slice(pos + 1, end);
   pos = lit(text, end + 1, ',"chain":[');
+  const chainStart = pos;
   end = strEnd(text, pos);
   const chain = [text.slice(pos + 1, end)];
   pos = end + 1;
@@ -165,6 +168,7 @@ function splitEnvelope(text: string): EnvelopeFields {
     chain.push(text.slice(pos + 2, end));
     pos = end + 1;
   }
+  const chainText = text.slice(chainStart, pos);
   pos = lit(text, pos, '],"enc":');
   end = strEnd(text, pos);
   const enc = text.slice(pos + 1, end);
@@ -175,16 +179,35 @@ function splitEnvelope(text: string): EnvelopeFields {
   end = strEnd(text, pos);
   const sig = text.slice(pos + 1, end);
   if (end + 2 !== text.length || text.charCodeAt(end + 1) !== 0x7d) notCanonical();
-  return { hdr, chain, enc, ct, sig };
+  return { hdr, chain, chainText, enc, ct, sig };
 }
 
 interface ParsedEnvelope {
   hdr: EnvelopeHeader;
   hdrBytes: Uint8Array;
-  chain: Uint8Array[];
+  chain: PreparedChain;
   enc: Uint8Array;
   ct: Uint8Array;
   sig: Uint8Array;
+}
+
+/**
+ * Chains already decoded, by their text: a sender's envelopes all carry the
+ * same one, and a PreparedChain keeps its digest and parsed leaf. Bounded;
+ * the oldest entry goes first. Holding a chain here trusts nothing: every
+ * open still validates it against the policy, the CRLs and the time.
+ */
+const CHAIN_CACHE_LIMIT = 1024;
+const chains = new Map<string, PreparedChain>();
+
+function prepareChain(f: EnvelopeFields): PreparedChain {
+  let p = chains.get(f.chainText);
+  if (p) return p;
+  if (f.chain.length < 1 || f.chain.length > 2) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: chain length');
+  p = new PreparedChain(f.chain.map((c, i) => fromB64u(c, `envelope.chain[${i}]`)));
+  if (chains.size >= CHAIN_CACHE_LIMIT) chains.delete(chains.keys().next().value as string);
+  chains.set(f.chainText, p);
+  return p;
 }
 
 /** Strict structural parse: canonical JSON, canonical base64url, known header fields. No cryptography. */
@@ -192,12 +215,10 @@ export function parseEnvelope(text: string): ParsedEnvelope {
   if (text.length > MAX_ENVELOPE_CHARS) throw new EvsealError('ERR_INVALID_INPUT', 'envelope too large');
   const o = splitEnvelope(text);
   const { hdr, hdrBytes } = parseHeader(o.hdr);
-  const chainB64 = o.chain;
-  if (chainB64.length < 1 || chainB64.length > 2) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: chain length');
   return {
     hdr,
     hdrBytes,
-    chain: chainB64.map((c, i) => fromB64u(c, `envelope.chain[${i}]`)),
+    chain: prepareChain(o),
     enc: fromB64u(o.enc, 'envelope.enc'),
     ct: fromB64u(o.ct, 'envelope.ct'),
     sig: fromB64u(o.sig, 'envelope.sig'),
@@ -240,7 +261,7 @@ export function envelopeHeader(text: string): EnvelopeHeader {
 /** Clear metadata only, for `evseal inspect` and intermediaries. Nothing is verified. */
 export function inspectEnvelope(text: string): EnvelopeHeader & { size: number; chainLength: number } {
   const p = parseEnvelope(text);
-  return { ...p.hdr, size: p.ct.length, chainLength: p.chain.length };
+  return { ...p.hdr, size: p.ct.length, chainLength: p.chain.der.length };
 }
 
 export interface Recipient {

@@ -4,7 +4,7 @@ import { equalBytes } from './bytes.js';
 import { choosePrekey, type VerifiedBundle } from './bundle.js';
 import { isAllowed, type RolePolicy } from './role-policy.js';
 import type { Role } from './roles.js';
-import { validateChain, type RevocationState, type TrustPolicy, type ValidatedIdentity } from './x509/index.js';
+import { validateChain, type PreparedChain, type RevocationState, type TrustPolicy, type ValidatedIdentity } from './x509/index.js';
 
 /**
  * Checks shared by everything that opens a signed message (envelopes and
@@ -45,7 +45,7 @@ export interface SenderContext {
  * the role policy for (sender role, kind, my role).
  */
 export function verifySender(
-  chain: Uint8Array[],
+  chain: Uint8Array[] | PreparedChain,
   claimed: { fromCert: Uint8Array; from: string; kind: string },
   myRole: Role,
   ctx: SenderContext,

@@ -10,6 +10,7 @@ import {
   trustPolicyFromCaPem,
   validateChain,
   validationCacheStats,
+  PreparedChain,
   type TrustPolicy,
   type ValidationContext,
 } from '../../src/core/x509/index.js';
@@ -248,6 +249,31 @@ test('cache: a revoked serial is refused after a cached success once the newer C
   refuses('cert-revoked', () => validateChain([leaf.certDer], c));
   // and a role check still runs on a cached chain
   refuses('role-mismatch', () => validateChain([leaf.certDer], { ...c, revocation: 'skip', expectedRole: 'charger' }));
+});
+
+test('a prepared chain keeps its copy of the bytes and still runs every time, revocation and role check', async () => {
+  clearValidationCache();
+  const ca = await makeCa('Prepared CA');
+  const policy = trustPolicyFromCaPem(ca.certPem);
+  const rev = revocationWith(policy, await crl(ca, 1n));
+  const leaf = await issue(ca, { role: 'service-tool', id: 'tool-2', operator: 'ChargeCo' });
+  const der = new Uint8Array(leaf.certDer);
+  const prepared = new PreparedChain([der]);
+  der.fill(0); // the caller's buffer changing afterwards changes nothing
+  const c = { policy, revocation: rev, now: at(0) };
+  assert.equal(validateChain(prepared, c).id, 'tool-2');
+  assert.equal(validateChain(prepared, c).id, 'tool-2');
+  assert.equal(validationCacheStats().sigChecks, 1);
+  refuses('cert-expired', () => validateChain(prepared, { ...c, now: at(400 * DAY), revocation: 'skip' }));
+  refuses('crl-stale', () => validateChain(prepared, { ...c, now: at(8 * DAY) }));
+  refuses('role-mismatch', () => validateChain(prepared, { ...c, expectedRole: 'charger' }));
+  rev.addCrl(await crl(ca, 2n, [leaf.serialHex]), policy);
+  refuses('cert-revoked', () => validateChain(prepared, c));
+  const other = trustPolicyFromCaPem((await makeCa('Other CA')).certPem);
+  refuses('chain-invalid', () => validateChain(prepared, { ...c, policy: other }));
+  // shape is checked when preparing
+  refuses('malformed', () => new PreparedChain([]));
+  refuses('chain-invalid', () => new PreparedChain([leaf.certDer, leaf.certDer, leaf.certDer]));
 });
 
 test('cache: a policy reusing an anchor name for another certificate does not inherit cached results', async () => {

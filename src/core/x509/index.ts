@@ -22,6 +22,7 @@ export { trustPolicyFromCaPem, parseTrustPolicy, isTrustPolicyJson, type TrustAn
 export { RevocationState } from './revocation.js';
 export {
   validateChain,
+  PreparedChain,
   readLeafCertificate,
   clearValidationCache,
   validationCacheStats,

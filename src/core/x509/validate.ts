@@ -77,7 +77,7 @@ class Lru<V> {
 }
 
 /** hex SHA-256 over u32be(len) || DER for each certificate, in order (the same bytes as lp(...chain)). */
-function chainDigest(chain: Uint8Array[]): string {
+function chainDigest(chain: readonly Uint8Array[]): string {
   const h = createHash('sha256');
   for (const c of chain) {
     lenScratch.writeUInt32BE(c.length);
@@ -142,22 +142,54 @@ const fail = (reason: ConstructorParameters<typeof VerificationFailure>[0], deta
  *     now <= its nextUpdate                                  crl-stale
  *     the leaf serial is not listed                          cert-revoked
  */
-export function validateChain(chainDer: Uint8Array[], ctx: ValidationContext): ValidatedIdentity {
-  const now = ctx.now;
-  if (!(now instanceof Date) || !Number.isFinite(now.getTime())) throw new EvsealError('ERR_USAGE', 'validateChain: ctx.now must be a valid Date');
-  if (!Array.isArray(chainDer) || chainDer.length === 0 || !chainDer.every((c) => c instanceof Uint8Array)) {
+/** Step 1: a leaf, optionally followed by its trust anchor's certificate. */
+function chainShape(chain: unknown): readonly Uint8Array[] {
+  if (!Array.isArray(chain) || chain.length === 0 || !chain.every((c) => c instanceof Uint8Array)) {
     fail('malformed', 'chain must hold 1 or 2 DER certificates');
   }
-  if (chainDer.length > 2) fail('chain-invalid', 'intermediate certificates are not supported (leaf, optionally followed by its trust anchor)');
+  if ((chain as Uint8Array[]).length > 2) fail('chain-invalid', 'intermediate certificates are not supported (leaf, optionally followed by its trust anchor)');
+  return chain as Uint8Array[];
+}
+
+/**
+ * A certificate chain checked for shape and hashed once, holding its own
+ * copies of the bytes: validating it again skips the copy, the hash and the
+ * leaf parse. Envelopes from one sender carry the same chain text, so
+ * parseEnvelope keeps one of these per chain it has seen.
+ */
+export class PreparedChain {
+  readonly der: readonly Uint8Array[];
+  readonly digest: string;
+  /** The parsed leaf, once a validation got that far (it depends on the bytes alone). */
+  leaf: ParsedLeaf | undefined;
+  constructor(chainDer: readonly Uint8Array[]) {
+    this.der = Object.freeze(chainShape(chainDer).map((c) => new Uint8Array(c)));
+    this.digest = chainDigest(this.der);
+  }
+}
+
+export function validateChain(chain: Uint8Array[] | PreparedChain, ctx: ValidationContext): ValidatedIdentity {
+  const now = ctx.now;
+  if (!(now instanceof Date) || !Number.isFinite(now.getTime())) throw new EvsealError('ERR_USAGE', 'validateChain: ctx.now must be a valid Date');
+  const prepared = chain instanceof PreparedChain ? chain : undefined;
+  let chainDer: readonly Uint8Array[];
+  let chainHash: string;
+  if (prepared) {
+    chainDer = prepared.der;
+    chainHash = prepared.digest;
+  } else {
+    chainDer = chainShape(chain);
+    chainHash = chainDigest(chainDer);
+  }
 
   // 1-3: parse the leaf (cached by chain hash).
-  const chainHash = chainDigest(chainDer);
-  let leaf = leafCache.get(chainHash);
+  let leaf = prepared?.leaf ?? leafCache.get(chainHash);
   if (leaf) stats.leafHits++;
   else {
     leaf = leafProfile(parseCertOrFail(chainDer[0]!, 'leaf'));
     leafCache.set(chainHash, leaf);
   }
+  if (prepared) prepared.leaf = leaf;
 
   // 4-5: find the issuing anchors.
   const presented = chainDer[1];
