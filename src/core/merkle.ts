@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 import { equalBytes } from './bytes.js';
 
 /**
@@ -17,8 +17,12 @@ import { equalBytes } from './bytes.js';
 
 export const HASH_SIZE = 32;
 
+/** crypto.hash (Node >= 20.12) hashes a short input in one native call; older Node 20 falls back to createHash. */
+const oneShot = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+
 function sha256(...parts: Uint8Array[]): Uint8Array {
-  const h = createHash('sha256');
+  if (oneShot) return new Uint8Array(oneShot('sha256', parts.length === 1 ? parts[0]! : Buffer.concat(parts), 'buffer'));
+  const h = nodeCrypto.createHash('sha256');
   for (const p of parts) h.update(p);
   return new Uint8Array(h.digest());
 }
