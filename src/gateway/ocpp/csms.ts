@@ -89,44 +89,78 @@ function pruneTransactions(s: StationState): void {
   for (const t of ended.slice(0, Math.max(0, ended.length - KEEP_ENDED_TRANSACTIONS))) delete s.transactions[t.id];
 }
 
+/**
+ * How often a station's lastHeartbeat alone is written to the store, at most
+ * (seconds). Between writes it is kept in memory; a crash can lose at most
+ * this much of it, and nothing else.
+ */
+export const DEFAULT_HEARTBEAT_WRITE_SEC = 900;
+
+interface StationEntry {
+  state: Promise<StationState>;
+  tail: Promise<unknown>;
+  users: number;
+  /** time (ms) of the lastHeartbeat in the store, as far as this process wrote it */
+  storedHeartbeat: number | undefined;
+  /** a heartbeat is newer in memory than in the store */
+  unsaved: boolean;
+}
+
 export class Csms {
   readonly #ctx: GatewayContext;
   readonly #caService: string | undefined;
   readonly #heartbeatSec: number;
+  readonly #heartbeatWriteMs: number;
   /** Loaded state, a write queue (updates apply one at a time) and the number of connections, per station. */
-  readonly #stations = new Map<string, { state: Promise<StationState>; tail: Promise<unknown>; users: number }>();
+  readonly #stations = new Map<string, StationEntry>();
 
-  constructor(ctx: GatewayContext, o: { caService?: string; heartbeatIntervalSec?: number }) {
+  constructor(ctx: GatewayContext, o: { caService?: string; heartbeatIntervalSec?: number; heartbeatWriteSec?: number }) {
     this.#ctx = ctx;
     this.#caService = o.caService;
     this.#heartbeatSec = o.heartbeatIntervalSec ?? 300;
+    this.#heartbeatWriteMs = (o.heartbeatWriteSec ?? DEFAULT_HEARTBEAT_WRITE_SEC) * 1000;
   }
 
   #iso(): string {
     return new Date(this.#ctx.now()).toISOString();
   }
 
-  #entry(stationId: string): { state: Promise<StationState>; tail: Promise<unknown>; users: number } {
+  #entry(stationId: string): StationEntry {
     let st = this.#stations.get(stationId);
     if (!st) {
       const state = this.#ctx.store.getStationState(stationId).then((s) => ({ ...emptyState(), ...(s as Partial<StationState> | undefined) }));
-      st = { state, tail: state, users: 0 };
+      st = { state, tail: state, users: 0, storedHeartbeat: undefined, unsaved: false };
       this.#stations.set(stationId, st);
     }
     return st;
   }
 
-  /** Applies `fn` to the station's state and persists it before the call is answered. */
-  #update<T>(stationId: string, fn: (s: StationState) => T): Promise<T> {
+  /**
+   * Applies `fn` to the station's state and persists it before the call is
+   * answered. A heartbeat-only change (`heartbeat`) is written only when the
+   * stored lastHeartbeat is missing or older than the heartbeat write
+   * interval: a fleet's heartbeats would otherwise be the store's largest
+   * write load (docs/scaling.md). Any other change writes the whole state,
+   * and the last connection's close writes what is left.
+   */
+  #update<T>(stationId: string, fn: (s: StationState) => T, heartbeat = false): Promise<T> {
     const entry = this.#entry(stationId);
     const run = entry.tail.then(async () => {
       const s = await entry.state;
       const r = fn(s);
-      await this.#ctx.store.putStationState(stationId, s as unknown as Record<string, unknown>);
+      const stored = entry.storedHeartbeat;
+      if (heartbeat && stored !== undefined && this.#ctx.now() - stored < this.#heartbeatWriteMs) entry.unsaved = true;
+      else await this.#save(stationId, entry, s);
       return r;
     });
     entry.tail = run.catch(() => undefined);
     return run;
+  }
+
+  async #save(stationId: string, entry: StationEntry, s: StationState): Promise<void> {
+    await this.#ctx.store.putStationState(stationId, s as unknown as Record<string, unknown>);
+    entry.storedHeartbeat = s.lastHeartbeat === undefined ? undefined : Date.parse(s.lastHeartbeat);
+    entry.unsaved = false;
   }
 
   /** Whether the station was ever accepted by a BootNotification (on any connection). */
@@ -141,6 +175,12 @@ export class Csms {
     for (let t = st.tail; ; t = st.tail) {
       await t;
       if (t === st.tail) break;
+    }
+    if (st.users !== 0 || this.#stations.get(stationId) !== st) return;
+    if (st.unsaved) {
+      const save = st.state.then((s) => this.#save(stationId, st, s));
+      st.tail = save.catch((e: unknown) => this.#ctx.log.error({ err: (e as Error).message, stationId }, 'station state not saved'));
+      await st.tail;
     }
     if (st.users === 0 && this.#stations.get(stationId) === st) this.#stations.delete(stationId);
   }
@@ -172,9 +212,13 @@ export class Csms {
     });
 
     h.set('Heartbeat', async () => {
-      await up((s) => {
-        s.lastHeartbeat = this.#iso();
-      });
+      await this.#update(
+        stationId,
+        (s) => {
+          s.lastHeartbeat = this.#iso();
+        },
+        true,
+      );
       return { currentTime: currentTime() };
     });
 
