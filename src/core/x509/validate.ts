@@ -113,6 +113,32 @@ const fail = (reason: ConstructorParameters<typeof VerificationFailure>[0], deta
   throw new VerificationFailure(reason, detail);
 };
 
+/** Step 1: a leaf, optionally followed by its trust anchor's certificate. */
+function chainShape(chain: unknown): readonly Uint8Array[] {
+  if (!Array.isArray(chain) || chain.length === 0 || !chain.every((c) => c instanceof Uint8Array)) {
+    fail('malformed', 'chain must hold 1 or 2 DER certificates');
+  }
+  if ((chain as Uint8Array[]).length > 2) fail('chain-invalid', 'intermediate certificates are not supported (leaf, optionally followed by its trust anchor)');
+  return chain as Uint8Array[];
+}
+
+/**
+ * A certificate chain checked for shape and hashed once, holding its own
+ * copies of the bytes: validating it again skips the copy, the hash and the
+ * leaf parse. Envelopes from one sender carry the same chain text, so
+ * parseEnvelope keeps one of these per chain it has seen.
+ */
+export class PreparedChain {
+  readonly der: readonly Uint8Array[];
+  readonly digest: string;
+  /** The parsed leaf, once a validation got that far (it depends on the bytes alone). */
+  leaf: ParsedLeaf | undefined;
+  constructor(chainDer: readonly Uint8Array[]) {
+    this.der = Object.freeze(chainShape(chainDer).map((c) => new Uint8Array(c)));
+    this.digest = chainDigest(this.der);
+  }
+}
+
 /**
  * Validates a leaf certificate (optionally followed by its trust anchor's
  * certificate) against a trust policy. Only leaf -> anchor paths exist:
@@ -142,32 +168,6 @@ const fail = (reason: ConstructorParameters<typeof VerificationFailure>[0], deta
  *     now <= its nextUpdate                                  crl-stale
  *     the leaf serial is not listed                          cert-revoked
  */
-/** Step 1: a leaf, optionally followed by its trust anchor's certificate. */
-function chainShape(chain: unknown): readonly Uint8Array[] {
-  if (!Array.isArray(chain) || chain.length === 0 || !chain.every((c) => c instanceof Uint8Array)) {
-    fail('malformed', 'chain must hold 1 or 2 DER certificates');
-  }
-  if ((chain as Uint8Array[]).length > 2) fail('chain-invalid', 'intermediate certificates are not supported (leaf, optionally followed by its trust anchor)');
-  return chain as Uint8Array[];
-}
-
-/**
- * A certificate chain checked for shape and hashed once, holding its own
- * copies of the bytes: validating it again skips the copy, the hash and the
- * leaf parse. Envelopes from one sender carry the same chain text, so
- * parseEnvelope keeps one of these per chain it has seen.
- */
-export class PreparedChain {
-  readonly der: readonly Uint8Array[];
-  readonly digest: string;
-  /** The parsed leaf, once a validation got that far (it depends on the bytes alone). */
-  leaf: ParsedLeaf | undefined;
-  constructor(chainDer: readonly Uint8Array[]) {
-    this.der = Object.freeze(chainShape(chainDer).map((c) => new Uint8Array(c)));
-    this.digest = chainDigest(this.der);
-  }
-}
-
 export function validateChain(chain: Uint8Array[] | PreparedChain, ctx: ValidationContext): ValidatedIdentity {
   const now = ctx.now;
   if (!(now instanceof Date) || !Number.isFinite(now.getTime())) throw new EvsealError('ERR_USAGE', 'validateChain: ctx.now must be a valid Date');
