@@ -168,6 +168,7 @@ function splitEnvelope(text: string): EnvelopeFields {
     chain.push(text.slice(pos + 2, end));
     pos = end + 1;
   }
+  if (chain.length > 2) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: chain length');
   const chainText = text.slice(chainStart, pos);
   pos = lit(text, pos, '],"enc":');
   end = strEnd(text, pos);
@@ -203,7 +204,6 @@ const chains = new Map<string, PreparedChain>();
 function prepareChain(f: EnvelopeFields): PreparedChain {
   let p = chains.get(f.chainText);
   if (p) return p;
-  if (f.chain.length < 1 || f.chain.length > 2) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: chain length');
   p = new PreparedChain(f.chain.map((c, i) => fromB64u(c, `envelope.chain[${i}]`)));
   if (chains.size >= CHAIN_CACHE_LIMIT) chains.delete(chains.keys().next().value as string);
   chains.set(f.chainText, p);
@@ -253,7 +253,6 @@ function parseHeader(hdrB64: string): { hdr: EnvelopeHeader; hdrBytes: Uint8Arra
 export function envelopeHeader(text: string): EnvelopeHeader {
   if (text.length > MAX_ENVELOPE_CHARS) throw new EvsealError('ERR_INVALID_INPUT', 'envelope too large');
   const o = splitEnvelope(text);
-  if (o.chain.length < 1 || o.chain.length > 2) throw new EvsealError('ERR_INVALID_INPUT', 'envelope: chain length');
   return parseHeader(o.hdr).hdr;
 }
 

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { Csms, DEFAULT_HEARTBEAT_WRITE_SEC, type StationState } from '../../src/gateway/ocpp/csms.js';
+import { Csms, HEARTBEAT_WRITE_SEC, type StationState } from '../../src/gateway/ocpp/csms.js';
 import type { GatewayContext } from '../../src/gateway/context.js';
 
 function harness() {
@@ -42,7 +42,7 @@ test('heartbeats are written once per write interval, other changes at once, the
   await h.get('StatusNotification')!({ connectorId: 1, errorCode: 'NoError', status: 'Available' });
   assert.equal(writes.length, 3, 'a status change is written at once, with the newest heartbeat');
   assert.equal(stored.get('CP-1')!.lastHeartbeat, new Date(Date.parse('2026-11-26T12:10:00Z')).toISOString());
-  advance(DEFAULT_HEARTBEAT_WRITE_SEC * 1000 - 1);
+  advance(HEARTBEAT_WRITE_SEC * 1000 - 1);
   await h.get('Heartbeat')!({});
   assert.equal(writes.length, 3);
   advance(1);

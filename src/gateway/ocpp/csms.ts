@@ -94,7 +94,7 @@ function pruneTransactions(s: StationState): void {
  * (seconds). Between writes it is kept in memory; a crash can lose at most
  * this much of it, and nothing else.
  */
-export const DEFAULT_HEARTBEAT_WRITE_SEC = 900;
+export const HEARTBEAT_WRITE_SEC = 900;
 
 interface StationEntry {
   state: Promise<StationState>;
@@ -110,15 +110,13 @@ export class Csms {
   readonly #ctx: GatewayContext;
   readonly #caService: string | undefined;
   readonly #heartbeatSec: number;
-  readonly #heartbeatWriteMs: number;
   /** Loaded state, a write queue (updates apply one at a time) and the number of connections, per station. */
   readonly #stations = new Map<string, StationEntry>();
 
-  constructor(ctx: GatewayContext, o: { caService?: string; heartbeatIntervalSec?: number; heartbeatWriteSec?: number }) {
+  constructor(ctx: GatewayContext, o: { caService?: string; heartbeatIntervalSec?: number }) {
     this.#ctx = ctx;
     this.#caService = o.caService;
     this.#heartbeatSec = o.heartbeatIntervalSec ?? 300;
-    this.#heartbeatWriteMs = (o.heartbeatWriteSec ?? DEFAULT_HEARTBEAT_WRITE_SEC) * 1000;
   }
 
   #iso(): string {
@@ -149,7 +147,7 @@ export class Csms {
       const s = await entry.state;
       const r = fn(s);
       const stored = entry.storedHeartbeat;
-      if (heartbeat && stored !== undefined && this.#ctx.now() - stored < this.#heartbeatWriteMs) entry.unsaved = true;
+      if (heartbeat && stored !== undefined && this.#ctx.now() - stored < HEARTBEAT_WRITE_SEC * 1000) entry.unsaved = true;
       else await this.#save(stationId, entry, s);
       return r;
     });
