@@ -12,6 +12,8 @@ export type FieldType = 'string' | 'int' | 'string[]' | 'object' | 'object[]';
 export type Shape = readonly (readonly [name: string, type: FieldType, optional?: boolean])[];
 
 export function encodeCanonical(obj: Record<string, unknown>, shape: Shape): string {
+  // An object built with exactly the shape's fields, in order (as message headers are), is already in canonical order.
+  if (inShapeOrder(obj, shape)) return JSON.stringify(obj);
   const ordered: Record<string, unknown> = {};
   for (const [name, , optional] of shape) {
     if (obj[name] === undefined) {
@@ -21,6 +23,16 @@ export function encodeCanonical(obj: Record<string, unknown>, shape: Shape): str
     ordered[name] = obj[name];
   }
   return JSON.stringify(ordered);
+}
+
+function inShapeOrder(obj: Record<string, unknown>, shape: Shape): boolean {
+  const keys = Object.keys(obj);
+  if (keys.length !== shape.length) return false;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    if (k !== shape[i]![0] || obj[k] === undefined) return false;
+  }
+  return true;
 }
 
 function typeOk(v: unknown, t: FieldType): boolean {
@@ -44,6 +56,8 @@ function typeOk(v: unknown, t: FieldType): boolean {
  * `checkShape` (their canonical form is implied by the outer re-serialisation).
  */
 export function parseCanonical(text: string, shape: Shape, what: string): Record<string, unknown> {
+  const flat = scanFlat(text, shape);
+  if (flat !== undefined) return flat;
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -55,6 +69,61 @@ export function parseCanonical(text: string, shape: Shape, what: string): Record
     throw new EvsealError('ERR_INVALID_INPUT', `${what}: not in canonical form (duplicate, unordered or extra keys, or whitespace)`);
   }
   return obj;
+}
+
+/** Characters that JSON.stringify escapes (or, for surrogates, may): a text holding one takes the full parse. */
+const MAY_ESCAPE = /[\\\u0000-\u001f\ud800-\udfff]/;
+
+/** Per flat shape (every field a required string or int): the text before each value, `{"name":` then `,"name":`. */
+const flatPrefixes = new WeakMap<Shape, readonly string[] | null>();
+
+function prefixesOf(shape: Shape): readonly string[] | null {
+  let p = flatPrefixes.get(shape);
+  if (p === undefined) {
+    const flat = shape.every(([, type, optional]) => !optional && (type === 'string' || type === 'int'));
+    p = flat ? shape.map(([name], i) => `${i === 0 ? '{' : ','}${JSON.stringify(name)}:`) : null;
+    flatPrefixes.set(shape, p);
+  }
+  return p;
+}
+
+/**
+ * The common case of parseCanonical without JSON.parse and the re-encoding
+ * (headers parsed once per message): for a flat shape and a text with
+ * nothing JSON would escape, reads the exact layout JSON.stringify writes,
+ * key by key. Anything else, valid or not, returns undefined and takes the
+ * full parse, which alone decides what is refused and why. What it accepts
+ * is exactly that canonical text: each string value is verbatim between its
+ * quotes (no backslash, control character or surrogate anywhere), each int
+ * is digits with no leading zero that JSON.stringify prints back the same.
+ */
+function scanFlat(text: string, shape: Shape): Record<string, unknown> | undefined {
+  const prefixes = prefixesOf(shape);
+  if (prefixes === null || MAY_ESCAPE.test(text)) return undefined;
+  const out: Record<string, unknown> = {};
+  let pos = 0;
+  for (let i = 0; i < shape.length; i++) {
+    const prefix = prefixes[i]!;
+    if (!text.startsWith(prefix, pos)) return undefined;
+    pos += prefix.length;
+    const [name, type] = shape[i]!;
+    if (type === 'string') {
+      if (text.charCodeAt(pos) !== 0x22) return undefined;
+      const end = text.indexOf('"', pos + 1);
+      if (end < 0) return undefined;
+      out[name] = text.slice(pos + 1, end);
+      pos = end + 1;
+    } else {
+      let end = pos;
+      for (let c = text.charCodeAt(end); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++end));
+      if (end === pos || end - pos > 16 || (text.charCodeAt(pos) === 0x30 && end > pos + 1)) return undefined;
+      const n = Number(text.slice(pos, end));
+      if (!Number.isSafeInteger(n)) return undefined;
+      out[name] = n;
+      pos = end;
+    }
+  }
+  return pos === text.length - 1 && text.charCodeAt(pos) === 0x7d ? out : undefined;
 }
 
 /** Exact key set, in order, with types. */

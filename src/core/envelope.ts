@@ -193,21 +193,25 @@ interface ParsedEnvelope {
 }
 
 /**
- * Chains already decoded, by their text: a sender's envelopes all carry the
- * same one, and a PreparedChain keeps its digest and parsed leaf. Bounded;
- * the oldest entry goes first. Holding a chain here trusts nothing: every
- * open still validates it against the policy, the CRLs and the time.
+ * Chains already decoded, by the sender certificate hash the header claims,
+ * each with the chain's text as sent: a sender's envelopes all carry the
+ * same chain, and a PreparedChain keeps its digest and parsed leaf. A hit
+ * needs the identical text (a plain string comparison, where a Map keyed by
+ * the ~1.5 KB text would hash all of it per message). Bounded; the oldest
+ * entry goes first. Holding a chain here trusts nothing: every open still
+ * validates it against the policy, the CRLs and the time, and checks the
+ * claimed hash against the leaf.
  */
 const CHAIN_CACHE_LIMIT = 1024;
-const chains = new Map<string, PreparedChain>();
+const chains = new Map<string, { text: string; chain: PreparedChain }>();
 
-function prepareChain(f: EnvelopeFields): PreparedChain {
-  let p = chains.get(f.chainText);
-  if (p) return p;
-  p = new PreparedChain(f.chain.map((c, i) => fromB64u(c, `envelope.chain[${i}]`)));
-  if (chains.size >= CHAIN_CACHE_LIMIT) chains.delete(chains.keys().next().value as string);
-  chains.set(f.chainText, p);
-  return p;
+function prepareChain(f: EnvelopeFields, fromCert: string): PreparedChain {
+  const hit = chains.get(fromCert);
+  if (hit !== undefined && hit.text === f.chainText) return hit.chain;
+  const chain = new PreparedChain(f.chain.map((c, i) => fromB64u(c, `envelope.chain[${i}]`)));
+  if (hit === undefined && chains.size >= CHAIN_CACHE_LIMIT) chains.delete(chains.keys().next().value as string);
+  chains.set(fromCert, { text: f.chainText, chain });
+  return chain;
 }
 
 /** Strict structural parse: canonical JSON, canonical base64url, known header fields. No cryptography. */
@@ -218,7 +222,7 @@ export function parseEnvelope(text: string): ParsedEnvelope {
   return {
     hdr,
     hdrBytes,
-    chain: prepareChain(o),
+    chain: prepareChain(o, hdr.fromCert),
     enc: fromB64u(o.enc, 'envelope.enc'),
     ct: fromB64u(o.ct, 'envelope.ct'),
     sig: fromB64u(o.sig, 'envelope.sig'),

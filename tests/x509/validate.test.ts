@@ -269,11 +269,36 @@ test('a prepared chain keeps its copy of the bytes and still runs every time, re
   refuses('role-mismatch', () => validateChain(prepared, { ...c, expectedRole: 'charger' }));
   rev.addCrl(await crl(ca, 2n, [leaf.serialHex]), policy);
   refuses('cert-revoked', () => validateChain(prepared, c));
+  // a new CRL number means a fresh signature check, as for unprepared chains
+  // (three in all: under CRL 1, with revocation skipped, under CRL 2)
+  assert.equal(validationCacheStats().sigChecks, 3);
   const other = trustPolicyFromCaPem((await makeCa('Other CA')).certPem);
   refuses('chain-invalid', () => validateChain(prepared, { ...c, policy: other }));
   // shape is checked when preparing
   refuses('malformed', () => new PreparedChain([]));
   refuses('chain-invalid', () => new PreparedChain([leaf.certDer, leaf.certDer, leaf.certDer]));
+});
+
+test('a prepared chain that sends its anchor: the remembered issuer counts only under a policy holding that anchor', async () => {
+  clearValidationCache();
+  const ca = await makeCa('Sent CA');
+  const other = await makeCa('Other Sent CA');
+  const leaf = await issue(ca, { role: 'charger', id: 'CP-9', operator: 'ChargeCo' });
+  const prepared = new PreparedChain([leaf.certDer, ca.certDer]);
+  const c = { policy: trustPolicyFromCaPem(ca.certPem), revocation: 'skip' as const, now: at(0) };
+  assert.equal(validateChain(prepared, c).id, 'CP-9');
+  assert.equal(validateChain(prepared, c).id, 'CP-9');
+  assert.equal(validationCacheStats().sigChecks, 1);
+  refuses('chain-invalid', () => validateChain(prepared, { ...c, policy: trustPolicyFromCaPem(other.certPem) }));
+  const both: TrustPolicy = { anchors: [...trustPolicyFromCaPem(other.certPem).anchors, ...c.policy.anchors] };
+  assert.equal(validateChain(prepared, { ...c, policy: both }).anchor, c.policy.anchors[0]!.name);
+  // an anchor certificate changed in place is a different anchor: no remembered result applies
+  const anchorDer = c.policy.anchors[0]!.certDer;
+  const saved = new Uint8Array(anchorDer);
+  anchorDer[anchorDer.length - 1]! ^= 1;
+  refuses('chain-invalid', () => validateChain(prepared, c));
+  anchorDer.set(saved);
+  assert.equal(validateChain(prepared, c).id, 'CP-9');
 });
 
 test('cache: a policy reusing an anchor name for another certificate does not inherit cached results', async () => {

@@ -3,7 +3,7 @@ import { EvsealError, VerificationFailure } from '../errors.js';
 import { equalBytes } from '../bytes.js';
 import type { IdentityInfo, Role } from '../roles.js';
 import { verifyData, type SigAlg } from './algorithms.js';
-import { anchorInfo } from './anchors.js';
+import { anchorInfo, type AnchorInfo } from './anchors.js';
 import { leafProfile, parseCertOrFail, type ParsedCa, type ParsedLeaf } from './cert.js';
 import type { TrustAnchor, TrustPolicy } from './policy.js';
 import type { RevocationState } from './revocation.js';
@@ -133,6 +133,14 @@ export class PreparedChain {
   readonly digest: string;
   /** The parsed leaf, once a validation got that far (it depends on the bytes alone). */
   leaf: ParsedLeaf | undefined;
+  /**
+   * Anchors found to issue this chain (steps 4-5 passed, signature
+   * verified), each with `name|CRL number` as when it was checked: the
+   * sigCache rule, held here so a repeat validation needs no key built from
+   * the chain hash and no byte comparisons. An AnchorInfo stands for one
+   * anchor certificate's exact bytes (anchorInfo re-checks them).
+   */
+  readonly issuers = new WeakMap<AnchorInfo, string>();
   constructor(chainDer: readonly Uint8Array[]) {
     this.der = Object.freeze(chainShape(chainDer).map((c) => new Uint8Array(c)));
     this.digest = chainDigest(this.der);
@@ -193,16 +201,24 @@ export function validateChain(chain: Uint8Array[] | PreparedChain, ctx: Validati
 
   // 4-5: find the issuing anchors.
   const presented = chainDer[1];
-  let pool = ctx.policy.anchors;
-  if (presented) {
-    pool = pool.filter((a) => equalBytes(a.certDer, presented));
-    if (pool.length === 0) fail('chain-invalid', 'the certificate sent after the leaf is not a trust anchor');
-  }
-  const revocationKey = (a: TrustAnchor): string =>
-    ctx.revocation === 'skip' ? 'skip' : (ctx.revocation.crlNumberFor(a.name)?.toString() ?? '-');
+  let presentedIsAnchor = presented === undefined;
   const notes: string[] = [];
   const issuing: Candidate[] = [];
-  for (const anchor of pool) {
+  for (const anchor of ctx.policy.anchors) {
+    const crlNumber = ctx.revocation === 'skip' ? 'skip' : (ctx.revocation.crlNumberFor(anchor.name)?.toString() ?? '-');
+    if (prepared) {
+      const info = anchorInfo(anchor);
+      if (info.ca && prepared.issuers.get(info) === `${anchor.name}|${crlNumber}`) {
+        stats.sigHits++;
+        presentedIsAnchor = true;
+        issuing.push({ anchor, ca: info.ca });
+        continue;
+      }
+    }
+    if (presented) {
+      if (!equalBytes(anchor.certDer, presented)) continue;
+      presentedIsAnchor = true;
+    }
     const info = anchorInfo(anchor);
     if (!info.cert || !equalBytes(info.cert.subject, leaf.issuer)) continue;
     if (!info.ca) {
@@ -214,7 +230,7 @@ export function validateChain(chain: Uint8Array[] | PreparedChain, ctx: Validati
       notes.push(`anchor ${anchor.name}: authorityKeyIdentifier mismatch`);
       continue;
     }
-    const key = `${chainHash}|${anchor.name}|${ca.fingerprint}|${revocationKey(anchor)}`;
+    const key = `${chainHash}|${anchor.name}|${ca.fingerprint}|${crlNumber}`;
     if (sigCache.get(key)) stats.sigHits++;
     else {
       stats.sigChecks++;
@@ -224,8 +240,10 @@ export function validateChain(chain: Uint8Array[] | PreparedChain, ctx: Validati
       }
       sigCache.set(key, true);
     }
+    prepared?.issuers.set(info, `${anchor.name}|${crlNumber}`);
     issuing.push({ anchor, ca });
   }
+  if (!presentedIsAnchor) fail('chain-invalid', 'the certificate sent after the leaf is not a trust anchor');
   if (issuing.length === 0) fail('chain-invalid', `no trust anchor issued this certificate${notes.length ? ` (${notes.join('; ')})` : ''}`);
 
   // 6: the anchor itself must be within its validity.
