@@ -1,8 +1,6 @@
-import { join } from 'node:path';
 import { EvsealError, VerificationFailure } from '../core/errors.js';
 import type { Role } from '../core/roles.js';
 import type { ValidatedIdentity } from '../core/x509/index.js';
-import { withLock } from './lock.js';
 import { faultPoint } from './fault.js';
 import { parseBundle, verifyBundle } from '../core/bundle.js';
 import { openEnvelope, sealEnvelope, type Opened } from '../core/envelope.js';
@@ -12,8 +10,8 @@ import type { VerifiedBundle } from '../core/bundle.js';
 import { consumeOneTimePrekey, loadIdentity, readOneTimePrekeys, type LoadedIdentity } from './identity-dir.js';
 import { acceptSession, initiateSession } from '../core/session/handshake.js';
 import { prekeyFromJSON } from '../core/prekey.js';
-import { b64u } from '../core/base64url.js';
-import { loadSession, saveSession, sessionExists, sessionHandle } from './sessions.js';
+import { b64u, fromB64u } from '../core/base64url.js';
+import { loadSession, saveSession, sessionExists, sessionHandle, type SessionRecord } from './sessions.js';
 import { withState, type EndpointState } from './endpoint-state.js';
 import { securityLog } from './security-log.js';
 import { loadCrls } from './trust-files.js';
@@ -166,7 +164,7 @@ export class Endpoint {
       saveSession(this.id.store, handle, {
         v: 1,
         side: 'initiator',
-        peer: { id: vb.identity.id, role: vb.identity.role, operator: vb.identity.operator, fingerprint: vb.identity.fingerprint },
+        peer: { id: vb.identity.id, role: vb.identity.role, operator: vb.identity.operator, fingerprint: vb.identity.fingerprint, cert: b64u(vb.identity.certDer) },
         kind,
         created: Math.floor(st.clock.now().getTime() / 1000),
         ratchet: started.ratchet.toJSON(),
@@ -205,7 +203,7 @@ export class Endpoint {
       saveSession(this.id.store, handle, {
         v: 1,
         side: 'responder',
-        peer: { id: a.initiator.id, role: a.initiator.role, operator: a.initiator.operator, fingerprint: a.initiator.fingerprint },
+        peer: { id: a.initiator.id, role: a.initiator.role, operator: a.initiator.operator, fingerprint: a.initiator.fingerprint, cert: b64u(a.initiator.certDer) },
         kind: a.header.kind,
         created: Math.floor(st.clock.now().getTime() / 1000),
         ratchet: a.ratchet.toJSON(),
@@ -216,10 +214,36 @@ export class Endpoint {
     });
   }
 
+  /**
+   * A session's peer is checked again at every message, as an envelope's
+   * sender is at every open: its certificate (kept in the session record)
+   * under the trust policy, the CRLs held and trusted time. A peer revoked,
+   * expired or no longer trusted after the handshake gets no further message
+   * through in either direction. The reason goes to the security log only.
+   */
+  #peerStillValid(handle: string, rec: SessionRecord, st: EndpointState): boolean {
+    try {
+      if (typeof rec.peer.cert !== 'string') throw new VerificationFailure('malformed', 'session record holds no peer certificate (made by an older version): start a new session');
+      const peer = validateChain([fromB64u(rec.peer.cert, 'session peer certificate')], {
+        policy: this.#o.trust,
+        revocation: this.#o.revocationCheck ? st.revocation : 'skip',
+        now: st.clock.now(),
+      });
+      if (peer.fingerprint !== rec.peer.fingerprint || peer.id !== rec.peer.id || peer.role !== rec.peer.role) throw new VerificationFailure('identity-mismatch');
+      return true;
+    } catch (e) {
+      const f = e instanceof VerificationFailure ? e : new VerificationFailure('malformed', (e as Error).message);
+      this.#log.sink({ event: 'session-peer-refused', reason: f.reason, ...(f.detail ? { detail: f.detail } : {}), session: handle, peer: rec.peer.id });
+      return false;
+    }
+  }
+
   /** Encrypts the next message of a session; the advanced ratchet is saved before the ciphertext is returned. */
   sessionEncrypt(handle: string, plaintext: Uint8Array): Uint8Array {
-    return withLock(join(this.id.dir, 'state.lock'), () => {
+    return withState(this.id.store, this.#o.wall, (st) => {
+      loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
       const { rec, ratchet } = loadSession(this.id.store, handle);
+      if (!this.#peerStillValid(handle, rec, st)) throw new EvsealError('ERR_CERT_REJECTED', 'session peer is no longer valid');
       const msg = ratchet.encrypt(plaintext);
       faultPoint('session-encrypt:before-save');
       saveSession(this.id.store, handle, { ...rec, ratchet: ratchet.toJSON() });
@@ -229,8 +253,10 @@ export class Endpoint {
 
   /** Decrypts a session message; the plaintext is released only after the advanced ratchet is saved. */
   sessionDecrypt(handle: string, message: Uint8Array): Uint8Array {
-    return withLock(join(this.id.dir, 'state.lock'), () => {
+    return withState(this.id.store, this.#o.wall, (st) => {
+      loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
       const { rec, ratchet } = loadSession(this.id.store, handle);
+      if (!this.#peerStillValid(handle, rec, st)) throw new EvsealError('ERR_OPEN_FAILED', 'session message could not be opened');
       let pt: Uint8Array;
       try {
         pt = ratchet.decrypt(message);

@@ -18,7 +18,8 @@ import type { SecretStore } from './secret-store.js';
 export interface SessionRecord {
   v: 1;
   side: 'initiator' | 'responder';
-  peer: { id: string; role: string; operator: string; fingerprint: string };
+  /** cert: the peer's leaf certificate (DER, base64url), validated again at every session message */
+  peer: { id: string; role: string; operator: string; fingerprint: string; cert: string };
   kind: string;
   created: number;
   ratchet: unknown;

@@ -213,3 +213,54 @@ test('peers: wrong role, another CA, revoked initiators are refused', async () =
   assert.match(log, /"reason":"chain-invalid"/);
   assert.match(log, /"reason":"cert-revoked"/);
 });
+
+test('a peer revoked after the handshake gets no further session message through, either way', async () => {
+  const ca3 = await w.ca('later-ca');
+  const crl3 = join(ca3, 'crl.pem');
+  const cp3 = await w.identity(ca3, 'charger', 'CP-later');
+  const tool3 = await w.identity(ca3, 'service-tool', 'tool-later');
+  const ep = (dir: string) => w.endpoint(dir, w.trust(ca3), [crl3]);
+  const { handle, message } = ep(tool3).startSession(w.bundle(cp3), enc('get-config'), { kind: 'command' });
+  ep(cp3).acceptSession(message);
+  assert.equal(dec(ep(tool3).sessionDecrypt(handle, ep(cp3).sessionEncrypt(handle, enc('HeartbeatInterval=300')))), 'HeartbeatInterval=300');
+  const queued = ep(tool3).sessionEncrypt(handle, enc('reset Hard')); // sealed before the revocation
+  await revokeWithCaDir(ca3, readFileSync(join(tool3, 'cert.pem'), 'utf8'), { now: new Date(w.now) });
+  // The charger refuses what the tool sent, and will not encrypt to it any more.
+  assert.throws(() => ep(cp3).sessionDecrypt(handle, queued), { code: 'ERR_OPEN_FAILED' });
+  assert.throws(() => ep(cp3).sessionEncrypt(handle, enc('status')), { code: 'ERR_CERT_REJECTED' });
+  const log = readFileSync(join(cp3, 'security.log'), 'utf8');
+  assert.match(log, /"event":"session-peer-refused","reason":"cert-revoked"[^\n]*"peer":"tool-later"/);
+  // The refusal changed nothing: under a policy that waives revocation the same message still opens.
+  const waived = w.endpoint(cp3, w.trust(ca3), [crl3], { revocationCheck: false });
+  assert.equal(dec(waived.sessionDecrypt(handle, queued)), 'reset Hard');
+});
+
+test('a session peer past its certificate\'s validity is refused, and so is a record without the peer certificate', async () => {
+  const ca4 = await w.ca('expiry-ca');
+  const crl4 = join(ca4, 'crl.pem');
+  const cp4 = await w.identity(ca4, 'charger', 'CP-exp');
+  const tool4 = await w.identity(ca4, 'service-tool', 'tool-exp');
+  const ep = (dir: string) => w.endpoint(dir, w.trust(ca4), [crl4]);
+  const { handle, message } = ep(tool4).startSession(w.bundle(cp4), enc('get-config'), { kind: 'command' });
+  ep(cp4).acceptSession(message);
+  const m = ep(tool4).sessionEncrypt(handle, enc('status'));
+  // An older record (no peer certificate) fails closed.
+  const store = SecretStore.open(cp4, PASSPHRASE);
+  const rel = `sessions/${handle}.json`;
+  const rec = JSON.parse(store.readText(rel)!);
+  const { cert: _cert, ...peer } = rec.peer;
+  store.write(rel, JSON.stringify({ ...rec, peer }) + '\n');
+  assert.throws(() => ep(cp4).sessionDecrypt(handle, m), { code: 'ERR_OPEN_FAILED' });
+  assert.match(readFileSync(join(cp4, 'security.log'), 'utf8'), /session-peer-refused","reason":"malformed"[^\n]*no peer certificate/);
+  store.write(rel, JSON.stringify(rec) + '\n');
+  assert.equal(dec(ep(cp4).sessionDecrypt(handle, m)), 'status');
+  // Past the tool certificate's notAfter (trusted time moves forward with the wall clock).
+  const saved = w.now;
+  w.now += 400 * DAY;
+  try {
+    assert.throws(() => w.endpoint(cp4, w.trust(ca4), [], { revocationCheck: false }).sessionEncrypt(handle, enc('late')), { code: 'ERR_CERT_REJECTED' });
+    assert.match(readFileSync(join(cp4, 'security.log'), 'utf8'), /session-peer-refused","reason":"cert-expired"/);
+  } finally {
+    w.now = saved;
+  }
+});
