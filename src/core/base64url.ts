@@ -7,18 +7,26 @@ export function b64u(b: Uint8Array): string {
 
 /**
  * Strict decoder: every byte string has exactly one accepted encoding.
- * Node's decoder is lenient (it accepts '+', '/', '=', whitespace and
- * non-zero trailing bits), so the input is accepted only if re-encoding the
- * decoded bytes gives it back exactly; that single comparison rejects all of
- * those at once (and Node's encoder is faster than any scan of the text).
+ * Node's decoder is lenient: it skips characters outside its alphabet,
+ * stops at '=', also takes '+' and '/', ignores a partial last character and
+ * reads each character of a two-byte string by its low byte alone. So the
+ * text is accepted only if it is ASCII, decodes to exactly the number of
+ * bytes its length implies (nothing was skipped or cut short), holds neither
+ * '+' nor '/', and has zero bits after its last byte; this equals "re-encoding
+ * the bytes gives the text back" without building that string.
  */
 export function fromB64u(s: unknown, what = 'field'): Uint8Array {
-  if (typeof s !== 'string') throw new EvsealError('ERR_INVALID_INPUT', `${what}: not canonical base64url`);
+  if (typeof s !== 'string') throw notCanonical(what);
   const out = Buffer.from(s, 'base64url');
-  if (out.toString('base64url') !== s) throw new EvsealError('ERR_INVALID_INPUT', `${what}: not canonical base64url`);
+  const n = s.length;
+  if (n % 4 === 1 || out.length !== Math.floor((n * 3) / 4) || Buffer.byteLength(s, 'utf8') !== n || s.includes('+') || s.includes('/') || !zeroTail(s)) {
+    throw notCanonical(what);
+  }
   // A plain Uint8Array view (no copy), so callers never see Buffer semantics.
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
+
+const notCanonical = (what: string): EvsealError => new EvsealError('ERR_INVALID_INPUT', `${what}: not canonical base64url`);
 
 const ALPHABET = /^[A-Za-z0-9_-]*$/;
 
@@ -35,11 +43,14 @@ function sextet(c: number): number {
  * Whether fromB64u would accept `s` and give exactly `n` bytes, without
  * decoding it (for short ids whose bytes are not needed): the text has the
  * length of n bytes' encoding, only the base64url alphabet, and zero bits
- * after the last byte (the low 4 bits of the last character when the length
- * is 2 mod 4, the low 2 bits when it is 3 mod 4).
+ * after the last byte.
  */
 export function isB64uOfLength(s: unknown, n: number): boolean {
-  if (typeof s !== 'string' || s.length !== Math.ceil((4 * n) / 3) || !ALPHABET.test(s)) return false;
+  return typeof s === 'string' && s.length === Math.ceil((4 * n) / 3) && ALPHABET.test(s) && zeroTail(s);
+}
+
+/** Zero bits after the last byte of `s`, whose characters are known to be in the alphabet: the low 4 bits of the last character when the length is 2 mod 4, the low 2 bits when it is 3 mod 4. */
+function zeroTail(s: string): boolean {
   const rem = s.length % 4;
   return rem === 0 || (sextet(s.charCodeAt(s.length - 1)) & (rem === 2 ? 0x0f : 0x03)) === 0;
 }

@@ -44,3 +44,34 @@ test('isB64uOfLength: every last character of a 16- and a 32-byte encoding', () 
   }
   assert.equal(isB64uOfLength(42, 16), false);
 });
+
+test('fromB64u equals its definition (decode, re-encode, compare) on near-base64url text, two-byte characters included', () => {
+  const reference = (s: string): Uint8Array | 'refused' => {
+    const b = Buffer.from(s, 'base64url');
+    return b.toString('base64url') === s ? new Uint8Array(b) : 'refused';
+  };
+  const decoded = (s: string): Uint8Array | 'refused' => {
+    try {
+      return new Uint8Array(fromB64u(s));
+    } catch {
+      return 'refused';
+    }
+  };
+  // '\u012b' and '\u0141' are '+' and 'A' in their low byte; '\u00c1' is Latin-1; '\ud83d' a lone surrogate.
+  const odd = ['+', '/', '=', ' ', '\n', '!', '.', '\u0000', '\u007f', '\u0080', '\u00c1', '\u00ff', '\u012b', '\u0141', '\u4141', '\ud83d', '\ude00'];
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const valid = fc.uint8Array({ maxLength: 40 }).map(b64u);
+  const edit = fc.record({ at: fc.nat(), del: fc.nat({ max: 2 }), ins: fc.oneof(fc.constantFrom(...odd), fc.constantFrom(...alphabet)) });
+  fc.assert(
+    fc.property(valid, fc.array(edit, { maxLength: 3 }), (text, edits) => {
+      let s = text;
+      for (const e of edits) {
+        const at = e.at % (s.length + 1);
+        s = s.slice(0, at) + e.ins + s.slice(at + e.del);
+      }
+      assert.deepEqual(decoded(s), reference(s), JSON.stringify(s));
+    }),
+    { numRuns: 20000 },
+  );
+  for (const s of ['QUJ\u0141', '\u0141UJD', 'QUJ\u012b', 'QUJD\u0141UJD', 'QUI=', 'QUJD=', 'QQ', 'QR', 'QUI', 'QUJ']) assert.deepEqual(decoded(s), reference(s), s);
+});
