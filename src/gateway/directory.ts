@@ -1,8 +1,13 @@
+import type { KeyObject } from 'node:crypto';
 import { parseBundle, verifyBundle } from '../core/bundle.js';
 import { EvsealError, VerificationFailure } from '../core/errors.js';
+import { prekeyFromJSON, prekeyToJSON, verifyPrekey } from '../core/prekey.js';
 import type { Role } from '../core/roles.js';
 import type { GatewayStore } from './store/store.js';
 import type { GatewayTrust } from './trust.js';
+
+/** One-time prekeys held per identity at most (and accepted in one publication). */
+export const MAX_ONE_TIME_PREKEYS = 200;
 
 /**
  * The directory's write side. A bundle is accepted only if it verifies under
@@ -38,5 +43,44 @@ export class Directory {
     const mine = owner.fingerprint !== undefined ? b.identity.fingerprint === owner.fingerprint : b.identity.id === owner.id && b.identity.role === owner.role;
     if (!mine) throw new EvsealError('ERR_POLICY_DENIED', 'a connection may only publish its own bundle');
     await this.#store.putBundle(b.identity.id, b.identity.role, text, this.#now());
+  }
+
+  /**
+   * Adds one-time prekeys of `owner`, each of which must be signed by
+   * `signer` (the key and certificate the owner authenticated with, or its
+   * verified bundle's). Keys already held are kept once. Returns how many the
+   * owner now holds.
+   */
+  async addOneTimePrekeys(owner: string, signer: { publicKey: KeyObject; certHash: Uint8Array }, prekeys: readonly unknown[]): Promise<number> {
+    const max = MAX_ONE_TIME_PREKEYS;
+    if (prekeys.length > max) throw new EvsealError('ERR_LIMIT', `at most ${max} one-time prekeys per publication`);
+    const keys = prekeys.map((p, i) => prekeyFromJSON(p, `prekeys[${i}]`));
+    for (const p of keys) {
+      if (!verifyPrekey(p, signer.publicKey, signer.certHash)) throw new EvsealError('ERR_INVALID_INPUT', `one-time prekey ${p.kid} is not signed by its publisher`);
+    }
+    const held = await this.#store.countOneTimePrekeys(owner);
+    if (held + keys.length > max) throw new EvsealError('ERR_LIMIT', `at most ${max} one-time prekeys are held per identity`);
+    return this.#store.addOneTimePrekeys(
+      owner,
+      keys.map((p) => ({ kid: p.kid, json: JSON.stringify(prekeyToJSON(p)) })),
+    );
+  }
+
+  /**
+   * One-time prekeys of a station (OCPP carrier `publish-prekeys`): signed by
+   * the identity of the bundle the station published, which must still verify.
+   */
+  async addStationOneTimePrekeys(stationId: string, prekeys: readonly unknown[]): Promise<number> {
+    const text = await this.#store.getBundle(stationId);
+    if (text === undefined) throw new EvsealError('ERR_NOT_FOUND', 'publish the bundle before one-time prekeys');
+    let b;
+    try {
+      b = verifyBundle(parseBundle(text), { policy: this.#trust.policy, revocation: this.#trust.revocation, now: new Date(this.#now()) });
+    } catch (e) {
+      if (e instanceof VerificationFailure) throw new EvsealError('ERR_BUNDLE_REJECTED', 'the published bundle no longer verifies');
+      throw e;
+    }
+    if (b.identity.id !== stationId || b.identity.role !== 'charger') throw new EvsealError('ERR_POLICY_DENIED', 'a station may only publish its own one-time prekeys');
+    return this.addOneTimePrekeys(stationId, b.identity, prekeys);
   }
 }

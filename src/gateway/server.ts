@@ -129,7 +129,6 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     framesPerSecond: limits.framesPerSecond,
     authTimeoutMs: 10_000,
     window: limits.window,
-    maxOneTimePrekeys: 200,
     firmware: endpointFirmware(packages, rollouts),
   });
   const ocpp = createOcppService(ctx, {

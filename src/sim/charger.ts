@@ -6,7 +6,9 @@ import { inspectEnvelope } from '../core/envelope.js';
 import { EvsealError } from '../core/errors.js';
 import { DEFAULT_ROLE_POLICY, defaultKind, type RolePolicy } from '../core/role-policy.js';
 import type { Role } from '../core/roles.js';
+import { prekeyToJSON } from '../core/prekey.js';
 import { writeFileAtomic } from '../keystore/atomic-file.js';
+import { readPublicOneTime } from '../keystore/identity-dir.js';
 import type { Endpoint } from '../keystore/endpoint.js';
 import { EVSEAL_VENDOR, type CarrierResult } from '../gateway/ocpp/carriers.js';
 import { ChargerCommands, type OutgoingSession } from './commands.js';
@@ -291,6 +293,12 @@ export async function runSimCharger(o: SimChargerOptions, signal?: AbortSignal):
     const pub = await carrier('publish-bundle', readFileSync(join(ep.id.dir, 'bundle.json'), 'utf8'));
     // (a gateway without a directory answers UnknownMessageId: nothing to report then)
     if (pub.status === 'Rejected') o.onEvent({ type: 'refused', code: pub.data ?? pub.status });
+    // And its one-time prekeys: a service tool claims one (once) for the first message of a session.
+    const otks = readPublicOneTime(ep.id.dir);
+    if (pub.status === 'Accepted' && otks.length > 0) {
+      const r = await carrier('publish-prekeys', JSON.stringify(otks.map(prekeyToJSON)));
+      if (r.status === 'Rejected') o.onEvent({ type: 'refused', code: r.data ?? r.status });
+    }
     if (o.afterBoot) await o.afterBoot(io);
     // Command results sealed before a crash or a lost connection, not yet taken by the gateway.
     for (const u of commands.unsentReplies()) replies = replies.then(() => sendSessionReply(u.key, u.message, u.key.slice(u.key.indexOf('/') + 1)));

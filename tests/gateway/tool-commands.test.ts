@@ -27,8 +27,8 @@ const cli = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 before(async () => {
   tw = await toolWorld();
   cpDir = await tw.identity('charger', CP, 'op');
-  // The charger's one-time prekeys go to the directory before it boots.
-  await tw.station(cpDir, CP, { publish: true, oneTimePrekeys: true });
+  // The charger publishes its bundle and one-time prekeys itself, over OCPP, when it boots.
+  await tw.station(cpDir, CP);
   sim = tw.charger(cpDir);
   await sim.ready;
   toolDir = await tw.identity('service-tool', 'tool-1', 'maker');

@@ -146,7 +146,8 @@ test('a service tool opening a session of another kind (config) cannot command i
 test('a replayed command is refused and not executed again: first message and ratchet message, by the tool or by anyone', { timeout: 15_000 }, async () => {
   const t = await connectTool('service-tool', 'tool-replay', 'maker');
   const resets0 = state().resets;
-  const { session, result } = await t.open(CP, { cmd: 'reset' }, { timeoutMs: 10_000 });
+  // without a one-time prekey, so that the handshake's replay window is what refuses its replay (case 1b has one)
+  const { session, result } = await t.open(CP, { cmd: 'reset' }, { timeoutMs: 10_000, oneTimePrekey: false });
   assert.equal(result.ok, true);
   assert.equal(state().resets, resets0 + 1);
   const first = t.sent.at(-1)!;
@@ -163,6 +164,10 @@ test('a replayed command is refused and not executed again: first message and ra
   // 1. The exact first message again, under a new gateway message id: the handshake's replay window.
   assert.match(await resubmit(t.gateway, first.body), /"event":"session-refused","reason":"replay"/);
   assert.equal(state().resets, resets0 + 1);
+  // 1b. A first message that used one of the charger's one-time prekeys (published by the charger over OCPP,
+  //     claimed from the directory): its replay finds that prekey gone.
+  assert.equal((await t.open(CP, { cmd: 'get-diagnostics' }, { timeoutMs: 10_000 })).result.ok, true);
+  assert.match(await resubmit(t.gateway, t.sent.at(-1)!.body), /"event":"session-refused","reason":"unknown-prekey","detail":"one-time prekey"/);
 
   // 2. A later command in the session, then its ratchet message again: the ratchet has used that key.
   assert.equal((await session.send({ cmd: 'reset' }, { timeoutMs: 10_000 })).ok, true);

@@ -7,7 +7,6 @@ import { b64u, fromB64u } from '../../core/base64url.js';
 import { EXPORTER_LABEL, NONCE_BYTES, verifyChallenge } from '../../core/challenge.js';
 import { envelopeHeader } from '../../core/envelope.js';
 import { EvsealError, VerificationFailure } from '../../core/errors.js';
-import { prekeyFromJSON, prekeyToJSON, verifyPrekey } from '../../core/prekey.js';
 import type { ValidatedIdentity } from '../../core/x509/index.js';
 import type { GatewayContext, Principal, Submission } from '../context.js';
 import type { QueuedMessage } from '../store/store.js';
@@ -26,7 +25,6 @@ export interface EndpointServiceOptions {
   authTimeoutMs: number;
   /** deliveries in flight per connection */
   window: number;
-  maxOneTimePrekeys: number;
   /** package upload and rollouts (docs/gateway-protocol.md §3.5); without it those frames are refused */
   firmware?: EndpointFirmware;
 }
@@ -229,18 +227,7 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
         send(ws, { t: 'bundle', ref: f.ref, bundle: (await ctx.store.getBundle(f.id)) ?? null });
         return;
       case 'publish-prekeys': {
-        if (f.prekeys.length > o.maxOneTimePrekeys) throw new EvsealError('ERR_LIMIT', `at most ${o.maxOneTimePrekeys} one-time prekeys per frame`);
-        const keys = f.prekeys.map((p, i) => prekeyFromJSON(p, `prekeys[${i}]`));
-        for (const p of keys) {
-          if (!verifyPrekey(p, c.identity.publicKey, c.identity.certHash)) throw new EvsealError('ERR_INVALID_INPUT', `one-time prekey ${p.kid} is not signed by this endpoint`);
-        }
-        const held = await ctx.store.countOneTimePrekeys(c.identity.id);
-        if (held + keys.length > o.maxOneTimePrekeys) throw new EvsealError('ERR_LIMIT', `at most ${o.maxOneTimePrekeys} one-time prekeys are held per endpoint`);
-        const count = await ctx.store.addOneTimePrekeys(
-          c.identity.id,
-          keys.map((p) => ({ kid: p.kid, json: JSON.stringify(prekeyToJSON(p)) })),
-        );
-        send(ws, { t: 'ok', ref: f.ref, count });
+        send(ws, { t: 'ok', ref: f.ref, count: await directory.addOneTimePrekeys(c.identity.id, c.identity, f.prekeys) });
         return;
       }
       case 'claim-prekey': {

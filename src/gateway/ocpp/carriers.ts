@@ -53,6 +53,19 @@ export async function handleCarrier(ctx: GatewayContext, stationId: string, mess
           return rejected(e.code);
         }
         return { status: 'Accepted' };
+      case 'publish-prekeys': {
+        if (!ctx.directory) return { status: 'UnknownMessageId' };
+        let list: unknown;
+        try {
+          list = JSON.parse(textArg(data));
+        } catch (e) {
+          if (e instanceof EvsealError) throw e;
+          throw new EvsealError('ERR_INVALID_INPUT', 'publish-prekeys carrier data is not JSON');
+        }
+        if (!Array.isArray(list)) throw new EvsealError('ERR_INVALID_INPUT', 'publish-prekeys carrier: expected a JSON array of signed prekeys');
+        const count = await ctx.directory.addStationOneTimePrekeys(stationId, list);
+        return { status: 'Accepted', data: JSON.stringify({ count }) };
+      }
       case 'claim-prekey': {
         const prekey = await ctx.store.claimOneTimePrekey(textArg(data));
         return prekey === undefined ? rejected('ERR_NOT_FOUND') : { status: 'Accepted', data: prekey };

@@ -19,7 +19,6 @@ import { Endpoint } from '../../../src/keystore/endpoint.js';
 import { loadTrust } from '../../../src/keystore/trust-files.js';
 import { GatewayClient } from '../../../src/client/gateway-client.js';
 import { readPublicOneTime } from '../../../src/keystore/identity-dir.js';
-import { prekeyToJSON } from '../../../src/core/prekey.js';
 import type { Role } from '../../../src/core/roles.js';
 import { PASSPHRASE, World } from '../../helpers/world.js';
 import { PASSWORD } from './ocpp-clients.js';
@@ -38,7 +37,7 @@ export interface ToolWorld {
   /** a charger Endpoint under the charger's trust policy */
   chargerEndpoint(dir: string): Endpoint;
   /** registers the station, and optionally publishes its bundle and one-time prekeys as an endpoint (the charger stays offline) */
-  station(dir: string, id: string, o?: { publish?: boolean; oneTimePrekeys?: boolean }): Promise<void>;
+  station(dir: string, id: string, o?: { publish?: boolean }): Promise<void>;
   /** runs a sim charger until stop() */
   charger(dir: string, o?: { toolOperators?: string[] }): SimHandle;
   close(): Promise<void>;
@@ -124,11 +123,10 @@ export async function toolWorld(): Promise<ToolWorld> {
     },
     async station(dir, id, o = {}) {
       await addStation(gw.store, { id, password: PASSWORD }, Date.now());
-      if (!o.publish && !o.oneTimePrekeys) return;
+      if (!o.publish) return;
       const ep = tw.chargerEndpoint(dir);
       const c = await GatewayClient.connect(gw.url, { chain: ep.id.chain, privateKey: ep.id.privateKey });
       await c.publishBundle(readFileSync(join(dir, 'bundle.json'), 'utf8'));
-      if (o.oneTimePrekeys) await c.publishPrekeys(readPublicOneTime(dir).map(prekeyToJSON));
       await c.close();
     },
     charger(dir, o = {}) {
@@ -141,7 +139,13 @@ export async function toolWorld(): Promise<ToolWorld> {
       );
       run.catch(() => undefined);
       const id = endpoint.id.file.id;
-      const ready = until(async () => events.some((e) => e.type === 'booted') && (await gw.store.getBundle(id)) !== undefined, 5000, `${id} to boot`);
+      // booted, and its bundle and one-time prekeys published (over OCPP carriers)
+      const otks = readPublicOneTime(dir).length;
+      const ready = until(
+        async () => events.some((e) => e.type === 'booted') && (await gw.store.getBundle(id)) !== undefined && (await gw.store.countOneTimePrekeys(id)) >= otks,
+        5000,
+        `${id} to boot`,
+      );
       const h: SimHandle = {
         events,
         endpoint,
