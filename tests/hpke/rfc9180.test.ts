@@ -146,6 +146,10 @@ test('RFC 9180 Appendix A vectors', { skip: present ? false : `vectors not found
       if (s.aead.nK === 0) {
         assert.throws(() => ctx.seal(ascii('x')), (err: unknown) => err instanceof EvsealError && err.code === 'ERR_USAGE');
         assert.throws(() => rctx.open(new Uint8Array(16)), (err: unknown) => err instanceof EvsealError && err.code === 'ERR_USAGE');
+        if (v.mode === 0) {
+          assert.throws(() => seal(s, h(v.pkRm), info, undefined, ascii('x')), (err: unknown) => err instanceof EvsealError && err.code === 'ERR_USAGE');
+          assert.throws(() => open(s, h(v.enc), h(v.skRm), info, undefined, new Uint8Array(16)), (err: unknown) => err instanceof EvsealError && err.code === 'ERR_USAGE');
+        }
       }
       for (const x of v.exports) {
         assert.equal(hex(ctx.export(h(x.exporter_context), x.L)), x.exported_value, 'sender export');

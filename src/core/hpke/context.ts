@@ -261,8 +261,25 @@ export function seal(
   pt: Uint8Array,
   opts: Omit<SenderOptions, 'info'> = {},
 ): { enc: Uint8Array; ct: Uint8Array } {
-  const { enc, ctx } = setupSender(s, pkR, { ...opts, info: info ?? EMPTY });
-  return { enc, ct: ctx.seal(pt, aad) };
+  if (opts.psk !== undefined || opts.pskId !== undefined || opts.skS !== undefined) {
+    const { enc, ctx } = setupSender(s, pkR, { ...opts, info: info ?? EMPTY });
+    return { enc, ct: ctx.seal(pt, aad) };
+  }
+  // Base mode, one message: its nonce is base_nonce (seq 0), so no context is kept.
+  checkSuite(s);
+  if (s.aead.nK === 0) throw new EvsealError('ERR_USAGE', 'HPKE: export-only suite cannot seal');
+  const r = s.kem.encap(pkR, opts.randomness);
+  let ks: Schedule;
+  try {
+    ks = keySchedule(s, MODE_BASE, r.sharedSecret, info ?? EMPTY, EMPTY, EMPTY);
+  } finally {
+    wipe(r.sharedSecret);
+  }
+  try {
+    return { enc: r.enc, ct: s.aead.seal(ks.key, ks.baseNonce, aad ?? EMPTY, pt) };
+  } finally {
+    wipe(ks.key, ks.baseNonce, ks.secret);
+  }
 }
 
 /** Single-shot open (§6.1). Throws ERR_OPEN_FAILED on any failure. */
@@ -275,5 +292,22 @@ export function open(
   ct: Uint8Array,
   opts: Omit<RecipientOptions, 'info'> = {},
 ): Uint8Array {
-  return setupRecipient(s, enc, skR, { ...opts, info: info ?? EMPTY }).open(ct, aad);
+  if (opts.psk !== undefined || opts.pskId !== undefined || opts.pkS !== undefined) {
+    return setupRecipient(s, enc, skR, { ...opts, info: info ?? EMPTY }).open(ct, aad);
+  }
+  // Base mode, one message: as seal above.
+  checkSuite(s);
+  if (s.aead.nK === 0) throw new EvsealError('ERR_USAGE', 'HPKE: export-only suite cannot open');
+  const ss = s.kem.decap(enc, skR);
+  let ks: Schedule;
+  try {
+    ks = keySchedule(s, MODE_BASE, ss, info ?? EMPTY, EMPTY, EMPTY);
+  } finally {
+    wipe(ss);
+  }
+  try {
+    return s.aead.open(ks.key, ks.baseNonce, aad ?? EMPTY, ct);
+  } finally {
+    wipe(ks.key, ks.baseNonce, ks.secret);
+  }
 }
