@@ -40,6 +40,9 @@ export function lp(...parts: Uint8Array[]): Uint8Array {
 /**
  * prefix || lp(...parts) in one allocation (signed messages are framed this
  * way on every envelope, so the copy and the length encoding are done once).
+ * For transient inputs (what is signed or verified): the buffer is not
+ * zero-filled, since every byte is written, and a small one comes from
+ * Node's shared pool rather than its own allocation.
  */
 export function prefixedLp(prefix: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
   let n = prefix.length;
@@ -47,7 +50,8 @@ export function prefixedLp(prefix: Uint8Array, parts: readonly Uint8Array[]): Ui
     if (p.length > 0xffffffff) throw new RangeError('lp: part too large');
     n += 4 + p.length;
   }
-  const out = new Uint8Array(n);
+  const b = Buffer.allocUnsafe(n);
+  const out = new Uint8Array(b.buffer, b.byteOffset, n);
   out.set(prefix, 0);
   let o = prefix.length;
   for (const p of parts) {

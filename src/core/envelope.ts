@@ -1,6 +1,6 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { b64u, fromB64u, isB64uOfLength } from './base64url.js';
-import { concat, fromUtf8, utf8 } from './bytes.js';
+import { fromUtf8, utf8 } from './bytes.js';
 import { encodeCanonical, parseCanonical, type Shape } from './canonical-json.js';
 import { EvsealError, VerificationFailure, noSecuritySink, type SecuritySink } from './errors.js';
 import { open as hpkeOpen, seal as hpkeSeal } from './hpke/index.js';
@@ -18,6 +18,15 @@ import { PreparedChain, type RevocationState, type TrustPolicy, type ValidatedId
 export const ENVELOPE_VERSION = 1;
 /** HPKE info prefix; the full encoded header follows, binding every header field into the key schedule. */
 const INFO_LABEL = utf8('evseal/v1 envelope\0');
+const EMPTY = new Uint8Array(0);
+
+/** INFO_LABEL || header bytes: transient (hashed once by the key schedule), so not zero-filled and, being small, from Node's pool. */
+function infoOf(hdrBytes: Uint8Array): Uint8Array {
+  const info: Uint8Array = Buffer.allocUnsafe(INFO_LABEL.length + hdrBytes.length);
+  info.set(INFO_LABEL, 0);
+  info.set(hdrBytes, INFO_LABEL.length);
+  return info;
+}
 
 export interface EnvelopeHeader {
   v: 1;
@@ -109,7 +118,7 @@ export function sealEnvelope(sender: Sender, recipient: VerifiedBundle, plaintex
     cty,
   };
   const hdrBytes = utf8(encodeCanonical(hdr as unknown as Record<string, unknown>, HEADER_SHAPE));
-  const { enc, ct } = hpkeSeal(hpkeSuite(suite), prekey.pub, concat(INFO_LABEL, hdrBytes), new Uint8Array(0), plaintext, {
+  const { enc, ct } = hpkeSeal(hpkeSuite(suite), prekey.pub, infoOf(hdrBytes), EMPTY, plaintext, {
     randomness: o.randomness,
   });
   const sig = signLp('envelope', sender.privateKey, [hdrBytes, enc, ct]);
@@ -328,7 +337,7 @@ export function openEnvelope(text: string, me: Recipient, ctx: OpenContext): Ope
     // 5. Decrypt.
     let plaintext: Uint8Array;
     try {
-      plaintext = hpkeOpen(hpkeSuite(h.suite), p.enc, prekey.sk, concat(INFO_LABEL, p.hdrBytes), new Uint8Array(0), p.ct);
+      plaintext = hpkeOpen(hpkeSuite(h.suite), p.enc, prekey.sk, infoOf(p.hdrBytes), EMPTY, p.ct);
     } catch {
       throw new VerificationFailure('decrypt-failed');
     }
