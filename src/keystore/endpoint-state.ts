@@ -56,3 +56,15 @@ export function withState<T>(store: SecretStore, wall: () => number, fn: (s: End
     }
   });
 }
+
+/**
+ * Load the state under the endpoint's lock for reading only: what `fn`
+ * learns (CRL files loaded, trusted time observed) is not written back. For
+ * checks made on every session message, which should not cost a state write
+ * and fsync each; the CRL files are read again next time, and the operations
+ * that accept new input (opening envelopes, accepting sessions) save.
+ */
+export function withStateRead<T>(store: SecretStore, wall: () => number, fn: (s: EndpointState) => T): T {
+  return withLock(join(store.dir, 'state.lock'), () => fn(loadState(store, wall)));
+}
+

@@ -12,7 +12,7 @@ import { acceptSession, initiateSession } from '../core/session/handshake.js';
 import { prekeyFromJSON } from '../core/prekey.js';
 import { b64u, fromB64u } from '../core/base64url.js';
 import { loadSession, saveSession, sessionExists, sessionHandle, type SessionRecord } from './sessions.js';
-import { withState, type EndpointState } from './endpoint-state.js';
+import { withState, withStateRead, type EndpointState } from './endpoint-state.js';
 import { securityLog } from './security-log.js';
 import { loadCrls } from './trust-files.js';
 import { validateChain } from '../core/x509/index.js';
@@ -240,7 +240,7 @@ export class Endpoint {
 
   /** Encrypts the next message of a session; the advanced ratchet is saved before the ciphertext is returned. */
   sessionEncrypt(handle: string, plaintext: Uint8Array): Uint8Array {
-    return withState(this.id.store, this.#o.wall, (st) => {
+    return withStateRead(this.id.store, this.#o.wall, (st) => {
       loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
       const { rec, ratchet } = loadSession(this.id.store, handle);
       if (!this.#peerStillValid(handle, rec, st)) throw new EvsealError('ERR_CERT_REJECTED', 'session peer is no longer valid');
@@ -253,7 +253,7 @@ export class Endpoint {
 
   /** Decrypts a session message; the plaintext is released only after the advanced ratchet is saved. */
   sessionDecrypt(handle: string, message: Uint8Array): Uint8Array {
-    return withState(this.id.store, this.#o.wall, (st) => {
+    return withStateRead(this.id.store, this.#o.wall, (st) => {
       loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
       const { rec, ratchet } = loadSession(this.id.store, handle);
       if (!this.#peerStillValid(handle, rec, st)) throw new EvsealError('ERR_OPEN_FAILED', 'session message could not be opened');
