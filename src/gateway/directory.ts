@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { parseBundle, verifyBundle } from '../core/bundle.js';
+import { parseBundle, verifyBundle, type VerifiedBundle } from '../core/bundle.js';
 import { EvsealError, VerificationFailure } from '../core/errors.js';
 import { prekeyFromJSON, prekeyToJSON, verifyPrekey } from '../core/prekey.js';
 import type { Role } from '../core/roles.js';
@@ -27,19 +27,23 @@ export class Directory {
     this.#now = now;
   }
 
+  /** A bundle verified under the gateway's trust policy and CRLs now, or ERR_BUNDLE_REJECTED with `refusal`. */
+  #verify(text: string, refusal: string): VerifiedBundle {
+    try {
+      return verifyBundle(parseBundle(text), { policy: this.#trust.policy, revocation: this.#trust.revocation, now: new Date(this.#now()) });
+    } catch (e) {
+      if (e instanceof VerificationFailure) throw new EvsealError('ERR_BUNDLE_REJECTED', refusal);
+      throw e;
+    }
+  }
+
   /**
    * Stores `text` as the bundle of `owner`. An endpoint is bound by its
    * certificate fingerprint; a station (authenticated by password or TLS
    * certificate) by its id and the charger role.
    */
   async publishBundle(owner: { id: string; role: Role; fingerprint?: string }, text: string): Promise<void> {
-    let b;
-    try {
-      b = verifyBundle(parseBundle(text), { policy: this.#trust.policy, revocation: this.#trust.revocation, now: new Date(this.#now()) });
-    } catch (e) {
-      if (e instanceof VerificationFailure) throw new EvsealError('ERR_BUNDLE_REJECTED', 'bundle rejected');
-      throw e;
-    }
+    const b = this.#verify(text, 'bundle rejected');
     const mine = owner.fingerprint !== undefined ? b.identity.fingerprint === owner.fingerprint : b.identity.id === owner.id && b.identity.role === owner.role;
     if (!mine) throw new EvsealError('ERR_POLICY_DENIED', 'a connection may only publish its own bundle');
     await this.#store.putBundle(b.identity.id, b.identity.role, text, this.#now());
@@ -73,13 +77,7 @@ export class Directory {
   async addStationOneTimePrekeys(stationId: string, prekeys: readonly unknown[]): Promise<number> {
     const text = await this.#store.getBundle(stationId);
     if (text === undefined) throw new EvsealError('ERR_NOT_FOUND', 'publish the bundle before one-time prekeys');
-    let b;
-    try {
-      b = verifyBundle(parseBundle(text), { policy: this.#trust.policy, revocation: this.#trust.revocation, now: new Date(this.#now()) });
-    } catch (e) {
-      if (e instanceof VerificationFailure) throw new EvsealError('ERR_BUNDLE_REJECTED', 'the published bundle no longer verifies');
-      throw e;
-    }
+    const b = this.#verify(text, 'the published bundle no longer verifies');
     if (b.identity.id !== stationId || b.identity.role !== 'charger') throw new EvsealError('ERR_POLICY_DENIED', 'a station may only publish its own one-time prekeys');
     return this.addOneTimePrekeys(stationId, b.identity, prekeys);
   }

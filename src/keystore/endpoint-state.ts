@@ -67,4 +67,3 @@ export function withState<T>(store: SecretStore, wall: () => number, fn: (s: End
 export function withStateRead<T>(store: SecretStore, wall: () => number, fn: (s: EndpointState) => T): T {
   return withLock(join(store.dir, 'state.lock'), () => fn(loadState(store, wall)));
 }
-

@@ -238,12 +238,18 @@ export class Endpoint {
     }
   }
 
+  /** The session `handle`, read with the CRL files loaded and its peer checked again; `refused` is thrown if the peer no longer validates. */
+  #liveSession(handle: string, st: EndpointState, refused: () => EvsealError): ReturnType<typeof loadSession> {
+    loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
+    const session = loadSession(this.id.store, handle);
+    if (!this.#peerStillValid(handle, session.rec, st)) throw refused();
+    return session;
+  }
+
   /** Encrypts the next message of a session; the advanced ratchet is saved before the ciphertext is returned. */
   sessionEncrypt(handle: string, plaintext: Uint8Array): Uint8Array {
     return withStateRead(this.id.store, this.#o.wall, (st) => {
-      loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
-      const { rec, ratchet } = loadSession(this.id.store, handle);
-      if (!this.#peerStillValid(handle, rec, st)) throw new EvsealError('ERR_CERT_REJECTED', 'session peer is no longer valid');
+      const { rec, ratchet } = this.#liveSession(handle, st, () => new EvsealError('ERR_CERT_REJECTED', 'session peer is no longer valid'));
       const msg = ratchet.encrypt(plaintext);
       faultPoint('session-encrypt:before-save');
       saveSession(this.id.store, handle, { ...rec, ratchet: ratchet.toJSON() });
@@ -254,9 +260,7 @@ export class Endpoint {
   /** Decrypts a session message; the plaintext is released only after the advanced ratchet is saved. */
   sessionDecrypt(handle: string, message: Uint8Array): Uint8Array {
     return withStateRead(this.id.store, this.#o.wall, (st) => {
-      loadCrls(this.#o.crls, this.#o.trust, st.revocation, st.clock);
-      const { rec, ratchet } = loadSession(this.id.store, handle);
-      if (!this.#peerStillValid(handle, rec, st)) throw new EvsealError('ERR_OPEN_FAILED', 'session message could not be opened');
+      const { rec, ratchet } = this.#liveSession(handle, st, () => new EvsealError('ERR_OPEN_FAILED', 'session message could not be opened'));
       let pt: Uint8Array;
       try {
         pt = ratchet.decrypt(message);

@@ -55,13 +55,7 @@ export async function handleCarrier(ctx: GatewayContext, stationId: string, mess
         return { status: 'Accepted' };
       case 'publish-prekeys': {
         if (!ctx.directory) return { status: 'UnknownMessageId' };
-        let list: unknown;
-        try {
-          list = JSON.parse(textArg(data));
-        } catch (e) {
-          if (e instanceof EvsealError) throw e;
-          throw new EvsealError('ERR_INVALID_INPUT', 'publish-prekeys carrier data is not JSON');
-        }
+        const list = jsonArg(data, 'publish-prekeys');
         if (!Array.isArray(list)) throw new EvsealError('ERR_INVALID_INPUT', 'publish-prekeys carrier: expected a JSON array of signed prekeys');
         const count = await ctx.directory.addStationOneTimePrekeys(stationId, list);
         return { status: 'Accepted', data: JSON.stringify({ count }) };
@@ -86,6 +80,16 @@ function textArg(data: unknown): string {
   return data;
 }
 
+/** Carrier data that is JSON text, parsed. */
+function jsonArg(data: unknown, carrier: string): unknown {
+  const text = textArg(data);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new EvsealError('ERR_INVALID_INPUT', `${carrier} carrier data is not JSON`);
+  }
+}
+
 async function submitEnvelope(ctx: GatewayContext, stationId: string, data: unknown): Promise<CarrierResult> {
   const body = textArg(data);
   const h = envelopeHeader(body);
@@ -106,13 +110,7 @@ async function submitEnvelope(ctx: GatewayContext, stationId: string, data: unkn
 
 /** A session message (docs/protocol.md §14): its clear metadata travels beside the opaque body, as JSON text. */
 async function submitSession(ctx: GatewayContext, stationId: string, data: unknown): Promise<CarrierResult> {
-  let m: unknown;
-  try {
-    m = JSON.parse(textArg(data));
-  } catch (e) {
-    if (e instanceof EvsealError) throw e;
-    throw new EvsealError('ERR_INVALID_INPUT', 'session carrier data is not JSON');
-  }
+  const m = jsonArg(data, 'session');
   const o = m as Record<string, unknown>;
   const keys = ['to', 'kind', 'id', 'expires', 'body'];
   if (typeof m !== 'object' || m === null || Array.isArray(m) || Object.keys(o).some((k) => !keys.includes(k))) {
