@@ -101,6 +101,13 @@ export class MailRouter implements Router {
    * kept up to date by this process (a single-process gateway owns its store).
    */
   readonly #depth = new Map<string, number>();
+  /**
+   * Per recipient: submissions admitted (so counted in #depth) whose commit
+   * has not ended. Some may be resends of stored messages, which take no
+   * room: near the limit, an admission waits for them (#nextFlushEnd).
+   */
+  readonly #uncommitted = new Map<string, number>();
+  #flushEnded: { promise: Promise<void>; resolve: () => void } | undefined;
   /** per sender: the admission of its latest submission, settled */
   readonly #admitting = new Map<string, Promise<void>>();
   #queue: Pending[] = [];
@@ -184,11 +191,19 @@ export class MailRouter implements Router {
       if (!routeAllowed(this.#policy, from.role, s.kind, toRole, s.format)) {
         throw new EvsealError('ERR_POLICY_DENIED', `route policy forbids ${s.kind} from ${from.role} to ${toRole}`);
       }
-      let depth = this.#depth.get(s.to);
-      if (depth === undefined) this.#depth.set(s.to, (depth = await this.#store.depth(s.to)));
-      if (depth >= this.#limits.maxQueuePerRecipient) throw new EvsealError('ERR_LIMIT', `mailbox of ${s.to} is full`);
+      let depth = await this.#depthOf(s.to);
+      while (depth >= this.#limits.maxQueuePerRecipient && (this.#uncommitted.get(s.to) ?? 0) > 0) {
+        await this.#nextFlushEnd();
+        if (this.#closed) throw new EvsealError('ERR_STATE', 'gateway is shutting down');
+        depth = await this.#depthOf(s.to);
+      }
+      // A resend of a message already stored takes no room: it goes on to be answered as a duplicate.
+      if (depth >= this.#limits.maxQueuePerRecipient && (await this.#store.acceptedSeq(from.id, s.msgId)) === undefined) {
+        throw new EvsealError('ERR_LIMIT', `mailbox of ${s.to} is full`);
+      }
       // Counted now, so a batch of submissions cannot overshoot the limit; undone for duplicates and failures.
       this.#depth.set(s.to, depth + 1);
+      this.#uncommitted.set(s.to, (this.#uncommitted.get(s.to) ?? 0) + 1);
     } catch (e) {
       this.#metrics.refused.inc({ code: e instanceof EvsealError ? e.code : 'ERR_INTERNAL' });
       throw e;
@@ -200,6 +215,22 @@ export class MailRouter implements Router {
         this.#schedule();
       }),
     };
+  }
+
+  async #depthOf(recipient: string): Promise<number> {
+    let depth = this.#depth.get(recipient);
+    if (depth === undefined) this.#depth.set(recipient, (depth = await this.#store.depth(recipient)));
+    return depth;
+  }
+
+  /** Resolves when the flush under way, or else the next one, has ended. */
+  #nextFlushEnd(): Promise<void> {
+    if (!this.#flushEnded) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#flushEnded = { promise, resolve };
+    }
+    return this.#flushEnded.promise;
   }
 
   #schedule(): void {
@@ -270,7 +301,15 @@ export class MailRouter implements Router {
       }
       for (const b of acks) b.reject(new EvsealError('ERR_STATE', 'acknowledgement could not be stored'));
     } finally {
+      for (const p of batch) {
+        const n = (this.#uncommitted.get(p.s.to) ?? 1) - 1;
+        if (n > 0) this.#uncommitted.set(p.s.to, n);
+        else this.#uncommitted.delete(p.s.to);
+      }
       this.#flushing = false;
+      const ended = this.#flushEnded;
+      this.#flushEnded = undefined;
+      ended?.resolve();
       if (this.#queue.length > 0 || (this.#combined && this.#acks.length > 0)) this.#schedule();
     }
   }

@@ -141,7 +141,12 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     await enq(s, [msg('p', 'R', 'short', { expires: T0 + 10 }), msg('p', 'R', 'long', { expires: T0 + 1000 })]);
     assert.deepEqual(await s.expire(T0 + 5, auditOf('expired')), []);
     assert.deepEqual((await enq(s, [msg('p', 'R', 'short', { expires: T0 + 10 })])).results[0]!.duplicate, true, 'still remembered before expiry');
+    const shortSeq = await s.acceptedSeq('p', 'short');
+    assert.ok(shortSeq !== undefined && shortSeq > 0, 'acceptedSeq names the seq of a remembered message');
+    assert.equal(await s.acceptedSeq('q', 'short'), undefined, 'per sender');
     const gone = await s.expire(T0 + 10, auditOf('expired'));
+    assert.equal(await s.acceptedSeq('p', 'short'), undefined, 'forgotten with the dedup record');
+    assert.equal(typeof (await s.acceptedSeq('p', 'long')), 'number');
     assert.deepEqual(gone.map((m) => m.msgId), ['short']);
     assert.deepEqual((await s.notices('p', 0)).map((x) => [x.type, x.msgId]), [['expired', 'short']]);
     assert.equal((await s.auditEntries(2, 3))[0]!.outcome, 'expired');

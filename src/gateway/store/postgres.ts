@@ -279,6 +279,9 @@ export class PostgresStore implements GatewayStore {
   async depth(recipient: string): Promise<number> {
     return (await this.#pool.query<{ n: number }>('SELECT count(*)::int AS n FROM mailbox WHERE recipient = $1', [recipient])).rows[0]!.n;
   }
+  async acceptedSeq(sender: string, msgId: string): Promise<number | undefined> {
+    return (await this.#pool.query<{ seq: number }>('SELECT seq FROM accepted WHERE sender = $1 AND msg_id = $2', [sender, msgId])).rows[0]?.seq;
+  }
   async message(seq: number): Promise<QueuedMessage | undefined> {
     const r = (await this.#pool.query('SELECT * FROM mailbox WHERE seq = $1', [seq])).rows[0] as MailRow | undefined;
     return r && toMsg(r);

@@ -207,6 +207,9 @@ export class SqliteStore implements GatewayStore {
   async depth(recipient: string): Promise<number> {
     return (this.#q.depth.get(recipient) as { n: number }).n;
   }
+  async acceptedSeq(sender: string, msgId: string): Promise<number | undefined> {
+    return (this.#q.accepted.get(sender, msgId) as { seq: number } | undefined)?.seq;
+  }
   async message(seq: number): Promise<QueuedMessage | undefined> {
     const r = this.#q.bySeq.get(seq) as MailRow | undefined;
     return r && toMsg(r);

@@ -103,6 +103,8 @@ export interface GatewayStore {
   pending(recipient: string, afterSeq: number, limit: number, now: number): Promise<QueuedMessage[]>;
   /** Number of messages queued for `recipient`. */
   depth(recipient: string): Promise<number>;
+  /** The seq a (sender, message id) was accepted under, while the store remembers it (until its expiry). */
+  acceptedSeq(sender: string, msgId: string): Promise<number | undefined>;
   /** One queued message by seq (for a retry of a single delivery). */
   message(seq: number): Promise<QueuedMessage | undefined>;
   /**

@@ -1,0 +1,310 @@
+// The mail router against a model, with fast-check: random programs of
+// submissions (bursts, repeated message ids), connections with small
+// windows, batched acknowledgements (also of another recipient's messages),
+// failed deliveries up to the dead letter, clock advances with expiry
+// sweeps, and restarts, over the real SQLite store and audit log. Every push
+// is checked as it happens: only messages still held, never expired, in seq
+// order within a connection (a retried message aside), within the window,
+// never to a connection already detached. At the end every message still
+// held reaches a fresh connection exactly once and the mailboxes drain.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { pino } from 'pino';
+import { EvsealError } from '../../src/core/errors.js';
+import type { Role } from '../../src/core/roles.js';
+import { AuditLog } from '../../src/gateway/audit/log.js';
+import { loadOrCreateGatewayKey } from '../../src/gateway/identity.js';
+import { createMetrics } from '../../src/gateway/metrics.js';
+import { defaultRoutePolicy } from '../../src/gateway/route-policy.js';
+import { MailRouter } from '../../src/gateway/router.js';
+import { SqliteStore } from '../../src/gateway/store/sqlite.js';
+import type { QueuedMessage } from '../../src/gateway/store/store.js';
+
+const SENDERS = ['tool-1', 'tool-2'];
+const RECIPIENTS = ['CP-1', 'CP-2'];
+const ROLES: Record<string, Role> = { 'tool-1': 'service-tool', 'tool-2': 'service-tool', 'CP-1': 'charger', 'CP-2': 'charger' };
+const MAX_QUEUE = 5;
+const MAX_ATTEMPTS = 2;
+const T0 = Date.UTC(2026, 10, 26, 12);
+
+type Action =
+  | { t: 'submit'; s: number; r: number; id: number; burst: number; lifeSec: number }
+  | { t: 'attach'; r: number; window: number }
+  | { t: 'detach'; r: number }
+  | { t: 'ack'; r: number; n: number }
+  | { t: 'ack-foreign'; r: number }
+  | { t: 'nack'; r: number }
+  | { t: 'tick'; sec: number }
+  | { t: 'restart' };
+
+const action: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ t: fc.constant('submit' as const), s: fc.nat(1), r: fc.nat(1), id: fc.nat(7), burst: fc.integer({ min: 1, max: 3 }), lifeSec: fc.constantFrom(20, 60, 600) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('attach' as const), r: fc.nat(1), window: fc.integer({ min: 1, max: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('detach' as const), r: fc.nat(1) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('ack' as const), r: fc.nat(1), n: fc.integer({ min: 1, max: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('ack-foreign' as const), r: fc.nat(1) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('nack' as const), r: fc.nat(1) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('tick' as const), sec: fc.constantFrom(15, 45, 300) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('restart' as const) }) },
+);
+
+interface ModelMsg {
+  seq: number;
+  sender: string;
+  recipient: string;
+  msgId: string;
+  expires: number;
+  state: 'held' | 'acked' | 'expired' | 'dead';
+  attempts: number;
+}
+
+interface Conn {
+  recipient: string;
+  window: number;
+  /** pushed, neither acknowledged nor dead-lettered, in push order */
+  outstanding: number[];
+  /** nacked, so pushed again later */
+  retrying: Set<number>;
+  lastSeq: number;
+  pushed: number[];
+  detached: boolean;
+  detach: () => void;
+}
+
+class World {
+  readonly dir = mkdtempSync(join(tmpdir(), 'evseal-router-model-'));
+  clock = T0;
+  store!: SqliteStore;
+  router!: MailRouter;
+  readonly msgs = new Map<number, ModelMsg>();
+  /** (sender, msgId) → seq, while the store remembers the id (until a sweep after its expiry) */
+  readonly accepted = new Map<string, number>();
+  readonly conns = new Map<string, Conn>();
+  readonly errors: string[] = [];
+
+  async open(): Promise<void> {
+    this.store = new SqliteStore(this.dir);
+    const audit = await AuditLog.open(this.store, loadOrCreateGatewayKey(this.dir), () => this.clock);
+    this.router = new MailRouter({
+      store: this.store,
+      audit,
+      metrics: createMetrics(),
+      log: pino({ level: 'silent' }),
+      policy: defaultRoutePolicy(),
+      limits: { maxQueuePerRecipient: MAX_QUEUE, maxAttempts: MAX_ATTEMPTS, retryDelayMs: 1 },
+      now: () => this.clock,
+      roleOf: async (id) => ROLES[id],
+    });
+  }
+
+  held(recipient: string): ModelMsg[] {
+    return [...this.msgs.values()].filter((m) => m.recipient === recipient && m.state === 'held');
+  }
+
+  attach(recipient: string, window: number): Conn {
+    this.conns.get(recipient)?.detach();
+    const c: Conn = { recipient, window, outstanding: [], retrying: new Set(), lastSeq: 0, pushed: [], detached: false, detach: () => {} };
+    const undo = this.router.attach(recipient, { window, push: (m) => this.#onPush(c, m) });
+    c.detach = () => {
+      c.detached = true;
+      undo();
+      if (this.conns.get(recipient) === c) this.conns.delete(recipient);
+    };
+    this.conns.set(recipient, c);
+    return c;
+  }
+
+  /** Pushes as they happened; checked after each step, once the submissions they carry are in the model. */
+  readonly #pushes: { c: Conn; m: QueuedMessage; clock: number; detached: boolean }[] = [];
+
+  #onPush(c: Conn, m: QueuedMessage): void {
+    this.#pushes.push({ c, m, clock: this.clock, detached: c.detached });
+  }
+
+  /** Checks the pushes since the last call, in order. */
+  checkPushes(): void {
+    for (const { c, m, clock, detached } of this.#pushes.splice(0)) {
+      const bad = (why: string): void => void this.errors.push(`push of seq ${m.seq} to ${c.recipient}: ${why}`);
+      const mm = this.msgs.get(m.seq);
+      if (detached) bad('connection already detached');
+      if (!mm) {
+        bad('unknown message');
+        continue;
+      }
+      if (mm.recipient !== c.recipient || m.recipient !== c.recipient) bad('another recipient’s message');
+      if (mm.state !== 'held') bad(`message is ${mm.state}`);
+      if (m.expires <= clock) bad('message has expired');
+      if (m.msgId !== mm.msgId || m.sender !== mm.sender) bad('metadata differs from what was submitted');
+      c.pushed.push(m.seq);
+      if (c.retrying.delete(m.seq)) continue; // a retry: already counted in the window, out of order by design
+      if (m.seq <= c.lastSeq) bad(`out of order (after ${c.lastSeq})`);
+      c.lastSeq = m.seq;
+      c.outstanding.push(m.seq);
+      if (c.outstanding.length > c.window) bad(`window of ${c.window} exceeded`);
+    }
+  }
+
+  async run(a: Action): Promise<void> {
+    switch (a.t) {
+      case 'submit':
+        return this.#submit(SENDERS[a.s]!, RECIPIENTS[a.r]!, a.id, a.burst, a.lifeSec);
+      case 'attach':
+        this.attach(RECIPIENTS[a.r]!, a.window);
+        return;
+      case 'detach':
+        this.conns.get(RECIPIENTS[a.r]!)?.detach();
+        return;
+      case 'ack': {
+        const c = this.conns.get(RECIPIENTS[a.r]!);
+        if (!c) return;
+        const seqs = c.outstanding.filter((s) => !c.retrying.has(s)).slice(0, a.n);
+        if (seqs.length === 0) return;
+        const expected = seqs.filter((s) => this.msgs.get(s)!.state === 'held');
+        const receipts = await this.router.ackMany(c.recipient, seqs);
+        assert.equal(receipts.length, expected.length, 'one receipt per message still held');
+        for (const s of expected) this.msgs.get(s)!.state = 'acked';
+        c.outstanding = c.outstanding.filter((s) => !seqs.includes(s));
+        return;
+      }
+      case 'ack-foreign': {
+        // a recipient acknowledging another recipient's message removes nothing
+        const me = RECIPIENTS[a.r]!;
+        const other = this.held(RECIPIENTS[1 - a.r]!)[0];
+        if (!other) return;
+        assert.deepEqual(await this.router.ackMany(me, [other.seq]), [], 'no receipt for another recipient’s message');
+        return;
+      }
+      case 'nack': {
+        const c = this.conns.get(RECIPIENTS[a.r]!);
+        const seq = c?.outstanding.find((s) => !c.retrying.has(s));
+        if (!c || seq === undefined) return;
+        const m = this.msgs.get(seq)!;
+        if (m.state !== 'held') return; // expired meanwhile: nothing to fail
+        await this.router.failed(c.recipient, seq, 'test');
+        m.attempts++;
+        if (m.attempts >= MAX_ATTEMPTS) {
+          m.state = 'dead';
+          c.outstanding = c.outstanding.filter((s) => s !== seq);
+          const notices = await this.store.notices(m.sender, 0);
+          assert.ok(notices.some((n) => n.type === 'dead-letter' && n.msgId === m.msgId && n.peer === m.recipient), 'the sender is told of the dead letter');
+          const dead = await this.store.deadLetters(m.recipient);
+          assert.ok(dead.some((d) => d.seq === seq), 'the message is in the dead-letter store');
+        } else c.retrying.add(seq);
+        return;
+      }
+      case 'tick': {
+        this.clock += a.sec * 1000;
+        await this.router.expire();
+        for (const m of this.msgs.values()) if (m.state === 'held' && m.expires <= this.clock) m.state = 'expired';
+        for (const [k, seq] of this.accepted) if (this.msgs.get(seq)!.expires <= this.clock) this.accepted.delete(k);
+        for (const c of this.conns.values()) c.outstanding = c.outstanding.filter((s) => this.msgs.get(s)!.state === 'held');
+        return;
+      }
+      case 'restart': {
+        const windows = [...this.conns.values()].map((c) => [c.recipient, c.window] as const);
+        await this.router.drain();
+        for (const c of [...this.conns.values()]) c.detach();
+        await this.store.close();
+        await this.open();
+        for (const [r, w] of windows) this.attach(r, w);
+        return;
+      }
+    }
+  }
+
+  async #submit(sender: string, recipient: string, id: number, burst: number, lifeSec: number): Promise<void> {
+    const expires = this.clock + lifeSec * 1000;
+    // a burst is sent without waiting, as a pipelining sender does
+    const ids = Array.from({ length: burst }, (_, i) => `m${id + i}`);
+    const results = await Promise.all(
+      ids.map((msgId) =>
+        this.router.submit({ id: sender, role: ROLES[sender]!, via: 'endpoint' }, { format: 'envelope', to: recipient, kind: 'command', msgId, expires, body: `body of ${msgId}` }).then(
+          (r) => ({ ok: true as const, ...r }),
+          (e: unknown) => ({ ok: false as const, code: e instanceof EvsealError ? e.code : String(e) }),
+        ),
+      ),
+    );
+    let lastNew = 0;
+    results.forEach((r, i) => {
+      const key = `${sender}|${ids[i]}`;
+      const known = this.accepted.get(key);
+      if (!r.ok) {
+        assert.equal(r.code, 'ERR_LIMIT', `submission refused with ${r.code}`);
+        assert.ok(known === undefined, 'a resend of a stored message is refused as full');
+        assert.ok(this.held(recipient).length >= MAX_QUEUE, 'refused as full although the mailbox has room');
+        return;
+      }
+      if (known !== undefined) {
+        assert.ok(r.duplicate, 'a resend of a remembered message id is a duplicate');
+        assert.equal(r.seq, known, 'a duplicate answers with the original seq');
+        return;
+      }
+      assert.ok(!r.duplicate, 'a new message id is not a duplicate');
+      assert.ok(r.receipt, 'an accepted message has an audit receipt');
+      assert.ok(r.seq > lastNew, 'a burst is stored in the order it was sent');
+      lastNew = r.seq;
+      assert.ok(this.held(recipient).length < MAX_QUEUE, `accepted beyond the queue limit of ${MAX_QUEUE}`);
+      this.accepted.set(key, r.seq);
+      this.msgs.set(r.seq, { seq: r.seq, sender, recipient, msgId: ids[i]!, expires, state: 'held', attempts: 0 });
+    });
+  }
+
+  /** Lets pumps, retries (1 ms) and commits run. */
+  async settle(): Promise<void> {
+    for (let i = 0; i < 4; i++) await new Promise((r) => setTimeout(r, 3));
+  }
+
+  async finish(): Promise<void> {
+    // A fresh connection per recipient gets every message still held, once, in order.
+    for (const r of RECIPIENTS) this.attach(r, 100);
+    await this.settle();
+    this.checkPushes();
+    for (const r of RECIPIENTS) {
+      const c = this.conns.get(r)!;
+      const want = this.held(r)
+        .filter((m) => m.expires > this.clock)
+        .map((m) => m.seq)
+        .sort((x, y) => x - y);
+      assert.deepEqual(c.pushed, want, `${r}: a fresh connection gets exactly the messages still held`);
+      if (want.length > 0) assert.equal((await this.router.ackMany(r, want)).length, want.length);
+      for (const s of want) this.msgs.get(s)!.state = 'acked';
+    }
+    // what is left had expired unswept: a sweep removes it and the mailboxes are empty
+    this.clock += 3600_000;
+    await this.router.expire();
+    for (const r of RECIPIENTS) assert.equal(await this.store.depth(r), 0, `${r}: mailbox drained`);
+  }
+
+  async close(): Promise<void> {
+    await this.router.drain();
+    for (const c of [...this.conns.values()]) c.detach();
+    await this.store.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+test('mail router: random programs keep order, windows, exactly-once delivery, limits, dead letters and expiry', { timeout: 300_000 }, async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 30 }), async (program) => {
+      const w = new World();
+      await w.open();
+      try {
+        for (const a of program) {
+          await w.run(a);
+          await w.settle();
+          w.checkPushes();
+          assert.deepEqual(w.errors, [], `after ${JSON.stringify(a)}`);
+        }
+        await w.finish();
+        assert.deepEqual(w.errors, []);
+      } finally {
+        await w.close();
+      }
+    }),
+    { numRuns: 40, includeErrorInReport: true },
+  );
+});
