@@ -480,13 +480,21 @@ export class MailRouter implements Router {
     return auditIndexes.map((i) => this.#audit.receipt(i, head!));
   }
 
+  /**
+   * A failed delivery of a message pushed to `recipient`'s connection. Any
+   * other seq (another recipient's message, one never pushed here, one
+   * already acknowledged or pushed to an older connection) is ignored: a
+   * connection can neither count attempts against nor fetch a message that
+   * is not in flight to it.
+   */
   async failed(recipient: string, seq: number, reason: string): Promise<void> {
     const a = this.#sinks.get(recipient);
-    if (a) a.inflight = a.inflight.filter((s) => s !== seq);
-    const attempts = await this.#store.addAttempt(seq);
+    if (!a || !a.inflight.includes(seq)) return;
+    a.inflight = a.inflight.filter((s) => s !== seq);
+    const attempts = await this.#store.addAttempt(recipient, seq);
     if (attempts >= this.#limits.maxAttempts) {
       const now = this.#now();
-      const m = await this.#store.deadLetter(seq, reason, auditFor(now, 'dead-lettered'), now);
+      const m = await this.#store.deadLetter(recipient, seq, reason, auditFor(now, 'dead-lettered'), now);
       if (m) {
         await this.#audit.sync();
         this.#metrics.deadLettered.inc();
@@ -496,10 +504,9 @@ export class MailRouter implements Router {
         const senderSink = this.#sinks.get(m.sender);
         if (senderSink) void this.#sendNotices(m.sender, senderSink);
       }
-      if (a) this.#pump(recipient);
+      this.#pump(recipient);
       return;
     }
-    if (!a) return;
     // Retry this message alone after a pause; it counts against the window meanwhile.
     a.inflight.push(seq);
     a.inflight.sort((x, y) => x - y);
@@ -508,7 +515,7 @@ export class MailRouter implements Router {
       if (this.#sinks.get(recipient) !== a) return;
       this.#store.message(seq).then(
         (m) => {
-          if (m && this.#sinks.get(recipient) === a) a.sink.push(m);
+          if (m && m.recipient === recipient && this.#sinks.get(recipient) === a) a.sink.push(m);
           else {
             a.inflight = a.inflight.filter((s) => s !== seq);
             this.#pump(recipient);

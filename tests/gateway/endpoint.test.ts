@@ -218,6 +218,27 @@ test('a poison message is retried, dead-lettered after the attempt limit, and it
   await prov.close();
 });
 
+test('an endpoint cannot fail another recipient\'s message: no attempt counted, no dead letter, nothing delivered to it', async () => {
+  const notices: unknown[] = [];
+  const prov = await GatewayClient.connect(gw.url, { chain: eps.prov!.id.chain, privateKey: eps.prov!.id.privateKey, onNotice: (n) => notices.push(n) });
+  const env = eps.prov!.seal((await prov.getBundle('cp1'))!, new Uint8Array([8]), { kind: 'config' });
+  const { seq } = await prov.sendEnvelope(env); // cp1 is offline: the message waits
+  const stolen: Delivery[] = [];
+  const psp = await client('psp', (d) => stolen.push(d));
+  for (let i = 0; i < 5; i++) psp.nack(seq, 'not mine'); // the attempt limit is 3
+  assert.ok(Array.isArray(await psp.getCrls())); // frames are handled in order: the nacks are done
+  await new Promise((r) => setTimeout(r, 200)); // past the retry delay (50 ms)
+  assert.deepEqual(stolen.filter((d) => d.seq === seq), []);
+  assert.equal((await gw.store.message(seq))?.attempts, 0);
+  assert.deepEqual(notices, []);
+  const box = inbox();
+  const cp = await client('cp1', box.onMessage);
+  const [d] = await box.until(1);
+  assert.equal(d!.seq, seq);
+  await cp.ack(seq);
+  await Promise.all([cp.close(), psp.close(), prov.close()]);
+});
+
 test('messages expire at their expiry, their sender is told, and a full mailbox refuses more', async () => {
   const notices: { type: string; id: string }[] = [];
   const tool = await GatewayClient.connect(gw.url, { chain: eps.tool!.id.chain, privateKey: eps.tool!.id.privateKey, onNotice: (n) => notices.push(n) });
@@ -233,7 +254,10 @@ test('messages expire at their expiry, their sender is told, and a full mailbox 
   assert.equal((await gw.store.pending('cp1', 0, 100, Date.now())).some((m) => m.msgId === id), false);
   // Fill the offline charger's mailbox to its limit (50 in this test gateway).
   const depth = await gw.store.depth('cp1');
-  for (let i = depth; i < 50; i++) await tool.sendSession({ to: 'cp1', kind: 'command', id: b64u(randomBytes(16)), expires: Date.now() + 60_000, body: 'sealed' });
+  let last = { to: 'cp1', kind: 'command', id: '', expires: 0, body: 'sealed' };
+  for (let i = depth; i < 50; i++) await tool.sendSession((last = { ...last, id: b64u(randomBytes(16)), expires: Date.now() + 60_000 }));
+  // a resend of a stored message (its answer lost) is still answered, as a duplicate
+  assert.equal((await tool.sendSession(last)).duplicate, true);
   await assert.rejects(tool.sendSession({ to: 'cp1', kind: 'command', id: b64u(randomBytes(16)), expires: Date.now() + 60_000, body: 'sealed' }), { code: 'ERR_LIMIT' });
   // Drain it again so later tests start from an empty mailbox.
   const box = inbox();

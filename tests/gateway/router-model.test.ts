@@ -33,20 +33,24 @@ const T0 = Date.UTC(2026, 10, 26, 12);
 
 type Action =
   | { t: 'submit'; s: number; r: number; id: number; burst: number; lifeSec: number }
-  | { t: 'attach'; r: number; window: number }
+  | { t: 'attach'; r: number; window: number; replace: boolean }
   | { t: 'detach'; r: number }
   | { t: 'ack'; r: number; n: number }
   | { t: 'ack-foreign'; r: number }
+  | { t: 'ack-again'; r: number }
+  | { t: 'nack-foreign'; r: number }
   | { t: 'nack'; r: number }
   | { t: 'tick'; sec: number }
   | { t: 'restart' };
 
 const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ t: fc.constant('submit' as const), s: fc.nat(1), r: fc.nat(1), id: fc.nat(7), burst: fc.integer({ min: 1, max: 3 }), lifeSec: fc.constantFrom(20, 60, 600) }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('attach' as const), r: fc.nat(1), window: fc.integer({ min: 1, max: 3 }) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('attach' as const), r: fc.nat(1), window: fc.integer({ min: 1, max: 3 }), replace: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('detach' as const), r: fc.nat(1) }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('ack' as const), r: fc.nat(1), n: fc.integer({ min: 1, max: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('ack-foreign' as const), r: fc.nat(1) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('ack-again' as const), r: fc.nat(1) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('nack-foreign' as const), r: fc.nat(1) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('nack' as const), r: fc.nat(1) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('tick' as const), sec: fc.constantFrom(15, 45, 300) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('restart' as const) }) },
@@ -105,8 +109,11 @@ class World {
     return [...this.msgs.values()].filter((m) => m.recipient === recipient && m.state === 'held');
   }
 
-  attach(recipient: string, window: number): Conn {
-    this.conns.get(recipient)?.detach();
+  /** `replace`: attach over the old connection without detaching it first (the router drops the old sink). */
+  attach(recipient: string, window: number, replace = false): Conn {
+    const old = this.conns.get(recipient);
+    if (old && replace) old.detached = true;
+    else old?.detach();
     const c: Conn = { recipient, window, outstanding: [], retrying: new Set(), lastSeq: 0, pushed: [], detached: false, detach: () => {} };
     const undo = this.router.attach(recipient, { window, push: (m) => this.#onPush(c, m) });
     c.detach = () => {
@@ -153,7 +160,7 @@ class World {
       case 'submit':
         return this.#submit(SENDERS[a.s]!, RECIPIENTS[a.r]!, a.id, a.burst, a.lifeSec);
       case 'attach':
-        this.attach(RECIPIENTS[a.r]!, a.window);
+        this.attach(RECIPIENTS[a.r]!, a.window, a.replace);
         return;
       case 'detach':
         this.conns.get(RECIPIENTS[a.r]!)?.detach();
@@ -176,6 +183,23 @@ class World {
         const other = this.held(RECIPIENTS[1 - a.r]!)[0];
         if (!other) return;
         assert.deepEqual(await this.router.ackMany(me, [other.seq]), [], 'no receipt for another recipient’s message');
+        return;
+      }
+      case 'ack-again': {
+        // an acknowledgement repeated (a lost answer) finds nothing to remove and changes nothing
+        const done = [...this.msgs.values()].find((m) => m.recipient === RECIPIENTS[a.r] && m.state === 'acked');
+        if (!done) return;
+        assert.deepEqual(await this.router.ackMany(done.recipient, [done.seq]), [], 'no second receipt');
+        return;
+      }
+      case 'nack-foreign': {
+        // failing another recipient's message, however often, changes nothing
+        const other = this.held(RECIPIENTS[1 - a.r]!)[0];
+        if (!other) return;
+        for (let i = 0; i < MAX_ATTEMPTS; i++) await this.router.failed(RECIPIENTS[a.r]!, other.seq, 'not mine');
+        assert.equal(await this.store.depth(other.recipient), this.held(other.recipient).length, 'another recipient’s message was removed');
+        const dead = [...this.msgs.values()].filter((m) => m.state === 'dead' && m.recipient === other.recipient).length;
+        assert.equal((await this.store.deadLetters(other.recipient)).length, dead, 'another recipient’s message was dead-lettered');
         return;
       }
       case 'nack': {
@@ -305,6 +329,6 @@ test('mail router: random programs keep order, windows, exactly-once delivery, l
         await w.close();
       }
     }),
-    { numRuns: 40, includeErrorInReport: true },
+    { numRuns: Number(process.env.MODEL_RUNS ?? 40), includeErrorInReport: true },
   );
 });

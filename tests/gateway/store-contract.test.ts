@@ -117,12 +117,15 @@ function contract(name: string, open: Open, skip: string | undefined): void {
   t('attempts, dead letters and the notice to the sender', async (s) => {
     const { results } = await enq(s, [msg('prov', 'R', 'poison'), msg('prov', 'R', 'fine')]);
     const seq = results[0]!.seq;
-    assert.equal(await s.addAttempt(seq), 1);
-    assert.equal(await s.addAttempt(seq), 2);
-    assert.equal(await s.addAttempt(123_456_789), 0);
-    const m = await s.deadLetter(seq, 'did not open', auditOf('dead-lettered'), T0 + 5);
+    assert.equal(await s.addAttempt('R', seq), 1);
+    assert.equal(await s.addAttempt('R', seq), 2);
+    assert.equal(await s.addAttempt('R', 123_456_789), 0);
+    // another recipient can neither count attempts against R's message nor dead-letter it
+    assert.equal(await s.addAttempt('other', seq), 0);
+    assert.equal(await s.deadLetter('other', seq, 'not theirs', auditOf('dead-lettered'), T0 + 4), undefined);
+    const m = await s.deadLetter('R', seq, 'did not open', auditOf('dead-lettered'), T0 + 5);
     assert.equal(m?.msgId, 'poison');
-    assert.equal(await s.deadLetter(seq, 'again', auditOf('dead-lettered'), T0 + 6), undefined);
+    assert.equal(await s.deadLetter('R', seq, 'again', auditOf('dead-lettered'), T0 + 6), undefined);
     assert.deepEqual((await s.pending('R', 0, 10, T0)).map((x) => x.msgId), ['fine']);
     const dead = await s.deadLetters('R');
     assert.equal(dead.length, 1);

@@ -319,13 +319,13 @@ export class PostgresStore implements GatewayStore {
       return out;
     });
   }
-  async addAttempt(seq: number): Promise<number> {
-    return (await this.#pool.query<{ attempts: number }>('UPDATE mailbox SET attempts = attempts + 1 WHERE seq = $1 RETURNING attempts', [seq])).rows[0]?.attempts ?? 0;
+  async addAttempt(recipient: string, seq: number): Promise<number> {
+    return (await this.#pool.query<{ attempts: number }>('UPDATE mailbox SET attempts = attempts + 1 WHERE seq = $1 AND recipient = $2 RETURNING attempts', [seq, recipient])).rows[0]?.attempts ?? 0;
   }
-  async deadLetter(seq: number, reason: string, audit: (m: QueuedMessage) => AuditEntry, now: number): Promise<QueuedMessage | undefined> {
+  async deadLetter(recipient: string, seq: number, reason: string, audit: (m: QueuedMessage) => AuditEntry, now: number): Promise<QueuedMessage | undefined> {
     return this.#tx(async (c) => {
       const next = await this.#lockAudit(c);
-      const r = (await c.query('DELETE FROM mailbox WHERE seq = $1 RETURNING *', [seq])).rows[0] as MailRow | undefined;
+      const r = (await c.query('DELETE FROM mailbox WHERE seq = $1 AND recipient = $2 RETURNING *', [seq, recipient])).rows[0] as MailRow | undefined;
       if (!r) return undefined;
       await c.query(
         'INSERT INTO dead_letters (seq, msg_id, sender, recipient, kind, format, body, expires, created, attempts, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (seq) DO UPDATE SET reason = excluded.reason',

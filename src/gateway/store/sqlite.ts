@@ -74,7 +74,7 @@ export class SqliteStore implements GatewayStore {
       deleteFor: db.prepare('DELETE FROM mailbox WHERE seq = ? AND recipient = ? RETURNING *'),
       bySeq: db.prepare('SELECT * FROM mailbox WHERE seq = ?'),
       deleteSeq: db.prepare('DELETE FROM mailbox WHERE seq = ?'),
-      attempt: db.prepare('UPDATE mailbox SET attempts = attempts + 1 WHERE seq = ? RETURNING attempts'),
+      attempt: db.prepare('UPDATE mailbox SET attempts = attempts + 1 WHERE seq = ? AND recipient = ? RETURNING attempts'),
       insertDead: db.prepare('INSERT OR REPLACE INTO dead_letters (seq, msg_id, sender, recipient, kind, format, body, expires, created, attempts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       deadAll: db.prepare('SELECT * FROM dead_letters ORDER BY seq'),
       deadFor: db.prepare('SELECT * FROM dead_letters WHERE recipient = ? ORDER BY seq'),
@@ -232,14 +232,14 @@ export class SqliteStore implements GatewayStore {
     }
     return { removed, auditIndexes };
   }
-  async addAttempt(seq: number): Promise<number> {
-    const r = this.#q.attempt.get(seq) as { attempts: number } | undefined;
+  async addAttempt(recipient: string, seq: number): Promise<number> {
+    const r = this.#q.attempt.get(seq, recipient) as { attempts: number } | undefined;
     return r?.attempts ?? 0;
   }
-  async deadLetter(seq: number, reason: string, audit: (m: QueuedMessage) => AuditEntry, now: number): Promise<QueuedMessage | undefined> {
+  async deadLetter(recipient: string, seq: number, reason: string, audit: (m: QueuedMessage) => AuditEntry, now: number): Promise<QueuedMessage | undefined> {
     return this.#tx(() => {
       const r = this.#q.bySeq.get(seq) as MailRow | undefined;
-      if (!r) return undefined;
+      if (!r || r.recipient !== recipient) return undefined;
       this.#q.deleteSeq.run(seq);
       this.#q.insertDead.run(r.seq, r.msg_id, r.sender, r.recipient, r.kind, r.format, r.body, r.expires, r.created, r.attempts, reason);
       this.#q.insertNotice.run(r.sender, 'dead-letter', r.msg_id, r.recipient, reason, now);

@@ -126,10 +126,10 @@ export interface GatewayStore {
     acks: { recipient: string; seqs: number[] }[],
     audit: (m: QueuedMessage) => AuditEntry,
   ): Promise<{ enqueued: { results: EnqueueResult[]; auditIndexes: (number | undefined)[] }; acked: { removed: QueuedMessage[]; auditIndexes: number[] }[] }>;
-  /** Counts one more failed delivery attempt; returns the new count. */
-  addAttempt(seq: number): Promise<number>;
-  /** Moves a message to the dead-letter store, notifies its sender, audits it. */
-  deadLetter(seq: number, reason: string, audit: (m: QueuedMessage) => AuditEntry, now: number): Promise<QueuedMessage | undefined>;
+  /** Counts one more failed delivery attempt of `recipient`'s message `seq`; returns the new count (0: no such message of theirs). */
+  addAttempt(recipient: string, seq: number): Promise<number>;
+  /** Moves `recipient`'s message `seq` to the dead-letter store, notifies its sender, audits it. */
+  deadLetter(recipient: string, seq: number, reason: string, audit: (m: QueuedMessage) => AuditEntry, now: number): Promise<QueuedMessage | undefined>;
   /** Drops messages whose expiry has passed, notifies their senders, audits each. */
   expire(now: number, audit: (m: QueuedMessage) => AuditEntry): Promise<QueuedMessage[]>;
   deadLetters(recipient?: string): Promise<(QueuedMessage & { reason: string })[]>;

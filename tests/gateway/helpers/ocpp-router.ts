@@ -61,7 +61,7 @@ export class TestRouter implements Router {
 
   async failed(recipient: string, seq: number, reason: string): Promise<void> {
     this.failures.push({ recipient, seq, reason });
-    await this.store.addAttempt(seq);
+    await this.store.addAttempt(recipient, seq);
     const a = this.#sinks.get(recipient);
     if (a) a.inflight = Math.max(0, a.inflight - 1);
   }
