@@ -145,7 +145,13 @@ test('receipts are signed by the gateway key, and the log proves inclusion and c
   assert.ok(checkInclusion(entry!, r1.index, r1, proof));
   assert.equal(checkInclusion({ ...entry!, size: entry!.size + 1 }, r1.index, r1, proof), false);
   assert.ok(checkConsistency(r1, r2, await prov.consistencyProof(r1.size, r2.size)));
-  await prov.close();
+  // The recipient may see the entry too; a third party may not (it says who wrote to whom).
+  const cp = await client('cp1');
+  assert.equal((await cp.inclusionProof(r1.index, r1.size)).entry.recipient, 'cp1');
+  const psp = await client('psp');
+  await assert.rejects(psp.inclusionProof(r1.index, r1.size), { code: 'ERR_NOT_FOUND' });
+  await assert.rejects(psp.inclusionProof(10_000_000, 10_000_001), { code: 'ERR_NOT_FOUND' });
+  await Promise.all([prov.close(), cp.close(), psp.close()]);
 });
 
 test('a sender can only send as itself, and only what the route policy allows', async () => {

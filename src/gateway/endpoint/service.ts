@@ -245,8 +245,10 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
         return;
       case 'audit-proof': {
         // The entry travels with its proof: its time and outcome are the gateway's, so the endpoint cannot rebuild the leaf alone.
-        const path = await audit.inclusionProof(f.index, f.size);
+        // It says who wrote to whom, so only its sender and its recipient are shown it.
         const [entry] = await ctx.store.auditEntries(f.index, f.index + 1);
+        if (!entry || (entry.sender !== c.principal.id && entry.recipient !== c.principal.id)) throw new EvsealError('ERR_NOT_FOUND', `no audit entry of yours at index ${f.index}`);
+        const path = await audit.inclusionProof(f.index, f.size);
         send(ws, { t: 'proof', ref: f.ref, index: f.index, size: f.size, entry, path });
         return;
       }
