@@ -34,6 +34,27 @@ const OCPP_CERT_RULES: RolePolicy = {
  */
 const OCPP_FIRMWARE_RULES: RolePolicy = { rules: [{ kind: 'firmware', from: ['provisioning'], to: ['charger'] }] };
 
+/**
+ * The OCPP actions an `ocpp-call` of each kind may carry. The kind is what
+ * the route policy grants, so it also bounds what the call makes the
+ * station do: a `command` grant does not let a service tool install a root
+ * certificate or repoint the station's network profile. A kind not listed
+ * carries no OCPP call. CertificateSigned travels only as `ocpp-cert`.
+ */
+export const OCPP_CALL_ACTIONS: Readonly<Record<string, readonly string[]>> = {
+  credentials: ['SetNetworkProfile', 'ChangeConfiguration', 'SetVariables'],
+  config: ['ChangeConfiguration', 'GetConfiguration', 'SetVariables', 'GetVariables', 'GetBaseReport'],
+  command: [
+    'Reset', 'UnlockConnector', 'TriggerMessage', 'ChangeAvailability', 'ClearCache', 'GetDiagnostics', 'GetLog',
+    'RemoteStartTransaction', 'RemoteStopTransaction', 'RequestStartTransaction', 'RequestStopTransaction',
+  ],
+  firmware: ['UpdateFirmware', 'SignedUpdateFirmware'],
+};
+
+export function ocppCallAllowed(kind: string, action: string): boolean {
+  return Object.hasOwn(OCPP_CALL_ACTIONS, kind) && OCPP_CALL_ACTIONS[kind]!.includes(action);
+}
+
 export function defaultRoutePolicy(roles: RolePolicy = DEFAULT_ROLE_POLICY): RoutePolicy {
   return { roles };
 }

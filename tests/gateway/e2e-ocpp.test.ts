@@ -141,6 +141,11 @@ test('an endpoint has the gateway make an OCPP call to a station; the answer com
     assert.equal(seen.length, 1);
     // A role the policy does not allow to send credentials to a charger is refused at submission.
     await assert.rejects(pc.sendOcppCall({ to: 'CP-201', kind: 'payment', id: 'call-3', expires: Date.now() + 60_000, action: 'Reset', payload: { type: 'Immediate' } }), { code: 'ERR_POLICY_DENIED' });
+    // A kind the role may send bounds the actions: credentials do not carry a root certificate or a reset.
+    for (const [action, payload] of [['InstallCertificate', { certificateType: 'CSMSRootCertificate', certificate: 'x' }], ['Reset', { type: 'Immediate' }], ['CertificateSigned', { certificateChain: 'x' }]] as const) {
+      await assert.rejects(pc.sendOcppCall({ to: 'CP-201', kind: 'credentials', id: `call-${action}`, expires: Date.now() + 60_000, action, payload }), { code: 'ERR_POLICY_DENIED' }, action);
+    }
+    assert.equal(seen.length, 1);
   } finally {
     await cp.close({ code: 1000 });
     await pc.close();

@@ -13,6 +13,7 @@ import type { QueuedMessage } from '../store/store.js';
 import type { GatewayTrust } from '../trust.js';
 import type { Directory } from '../directory.js';
 import { parseClientFrame, refOf, type ClientFrame } from './frames.js';
+import { ocppCallAllowed } from '../route-policy.js';
 import type { EndpointFirmware } from '../firmware/endpoint.js';
 
 export interface EndpointServiceOptions {
@@ -194,7 +195,10 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
     if (f.to === undefined || f.kind === undefined || f.id === undefined || f.expires === undefined) {
       throw new EvsealError('ERR_INVALID_INPUT', `send: a ${f.format} message needs to, kind, id and expires`);
     }
-    if (f.format === 'ocpp-call') checkOcppCall(f.body);
+    if (f.format === 'ocpp-call') {
+      const action = checkOcppCall(f.body);
+      if (!ocppCallAllowed(f.kind, action)) throw new EvsealError('ERR_POLICY_DENIED', `an ocpp-call of kind ${f.kind} may not carry ${action}`);
+    }
     if (f.format === 'ocpp-cert') checkOcppCert(f.body);
     return { format: f.format, to: f.to, kind: f.kind, msgId: f.id, expires: f.expires, body: f.body };
   }
@@ -300,12 +304,13 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
 }
 
 /** An OCPP call an endpoint asks the gateway to make to a station: {"action", "payload"}; the station's schema is checked when it is sent. */
-function checkOcppCall(body: string): void {
+function checkOcppCall(body: string): string {
   const v = safeJson(body) as { action?: unknown; payload?: unknown } | undefined;
   const ok = typeof v === 'object' && v !== null && Object.keys(v).every((k) => k === 'action' || k === 'payload');
   if (!ok || typeof v.action !== 'string' || !/^[A-Za-z]{1,64}$/.test(v.action) || typeof v.payload !== 'object' || v.payload === null || Array.isArray(v.payload)) {
     throw new EvsealError('ERR_INVALID_INPUT', 'ocpp-call body must be {"action": string, "payload": object}');
   }
+  return v.action;
 }
 
 /** A CA service's answer to a forwarded CSR: {"certificateChain": PEM, "certificateType"?, "requestId"?}. */
