@@ -22,6 +22,21 @@ export interface Delivery {
   body: string;
 }
 
+const DELIVERY_FORMATS: ReadonlySet<string> = new Set(['envelope', 'session', 'ocpp-result', 'ocpp-csr']);
+/** The gateway's own rule for message ids (docs/gateway-protocol.md): no path separators, no dots. */
+const MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+
+function isDelivery(f: Frame): f is Frame & Delivery {
+  return (
+    isCount(f.seq) &&
+    typeof f.format === 'string' && DELIVERY_FORMATS.has(f.format) &&
+    typeof f.from === 'string' && typeof f.kind === 'string' &&
+    typeof f.id === 'string' && MSG_ID.test(f.id) &&
+    isCount(f.expires) && typeof f.body === 'string'
+  );
+}
+
 export interface Notice {
   type: string;
   id: string;
@@ -153,7 +168,10 @@ export class GatewayClient {
       } catch {
         return;
       }
-      if (f.t === 'msg') this.#o.onMessage?.(f as unknown as Delivery);
+      if (f.t === 'msg') {
+        // The gateway is not trusted: a delivery without the documented shape is dropped here, so nothing downstream sees one.
+        if (isDelivery(f)) this.#o.onMessage?.(f);
+      }
       else if (f.t === 'notice') this.#o.onNotice?.(f as unknown as Notice);
       else if (f.t === 'rollout-event') this.#o.onRolloutEvent?.(f as unknown as RolloutEvent);
       else if (f.t === 'acked') {

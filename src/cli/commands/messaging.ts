@@ -105,11 +105,19 @@ export function registerMessaging(program: Command): void {
         },
       });
       ready();
-      const out = (d: Delivery): string | undefined => (o.outDir ? join(o.outDir, d.id) : undefined);
       async function handle(d: Delivery): Promise<void> {
         if (o.count !== undefined && done >= o.count) return;
         if (d.format !== 'envelope') throw new EvsealError('ERR_USAGE', `recv handles envelopes; message ${d.id} is a ${d.format} message`);
-        const path = out(d);
+        // Files are named by the envelope's own id (22 base64url characters, signed with the header), never by what the gateway says.
+        let id: string;
+        try {
+          id = envelopeHeader(d.body).id;
+        } catch {
+          gw.nack(d.seq, 'malformed');
+          process.stderr.write(`evseal: message ${d.id} from ${d.from} is not an envelope; reported to the gateway [ERR_OPEN_FAILED]\n`);
+          return;
+        }
+        const path = o.outDir ? join(o.outDir, id) : undefined;
         let status = 'opened';
         if (path && existsSync(path)) {
           // Opened and stored before a crash: acknowledge again, never re-open.
@@ -132,9 +140,9 @@ export function registerMessaging(program: Command): void {
         }
         await gw.ack(d.seq);
         done++;
-        const meta = { seq: d.seq, id: d.id, from: d.from, kind: d.kind, status, ...(path ? { file: path } : {}) };
+        const meta = { seq: d.seq, id, from: d.from, kind: d.kind, status, ...(path ? { file: path } : {}) };
         if (o.json) process.stdout.write(JSON.stringify(meta) + '\n');
-        else if (path) process.stdout.write(`${status} ${d.id} from ${d.from} (${d.kind}) -> ${path}\n`);
+        else if (path) process.stdout.write(`${status} ${id} from ${d.from} (${d.kind}) -> ${path}\n`);
         if (o.count !== undefined && done >= o.count) finish();
       }
       const timer = o.timeout ? setTimeout(finish, o.timeout * 1000) : undefined;
