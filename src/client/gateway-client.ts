@@ -38,6 +38,8 @@ function isDelivery(f: Frame): f is Frame & Delivery {
 }
 
 export interface Notice {
+  /** the gateway's number for this notice: acknowledged (notice-ack) once onNotice has returned */
+  seq: number;
   type: string;
   id: string;
   peer: string;
@@ -172,7 +174,12 @@ export class GatewayClient {
         // The gateway is not trusted: a delivery without the documented shape is dropped here, so nothing downstream sees one.
         if (isDelivery(f)) this.#o.onMessage?.(f);
       }
-      else if (f.t === 'notice') this.#o.onNotice?.(f as unknown as Notice);
+      else if (f.t === 'notice') {
+        if (!isCount(f.seq) || typeof f.type !== 'string' || typeof f.id !== 'string' || typeof f.peer !== 'string' || typeof f.reason !== 'string') return;
+        this.#o.onNotice?.(f as unknown as Notice);
+        // Acknowledged once handled: a notice lost with the connection comes again on the next one.
+        this.#ws.send(JSON.stringify({ t: 'notice-ack', seq: f.seq }));
+      }
       else if (f.t === 'rollout-event') this.#o.onRolloutEvent?.(f as unknown as RolloutEvent);
       else if (f.t === 'acked') {
         // Answers come in the order the acks were sent.

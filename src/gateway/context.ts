@@ -43,7 +43,7 @@ export interface DeliverySink {
   readonly window: number;
   push(m: QueuedMessage): void;
   /** A notice for this principal about one of its own messages (dead-lettered, expired). */
-  notice?(n: { type: string; msgId: string; peer: string; reason: string }): void;
+  notice?(n: { seq: number; type: string; msgId: string; peer: string; reason: string }): void;
 }
 
 export interface Router {

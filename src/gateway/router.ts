@@ -70,6 +70,10 @@ interface Attached {
    */
   synced: boolean;
   timers: Set<NodeJS.Timeout>;
+  /** highest notice seq sent on this connection; notices stay stored until the endpoint acknowledges them */
+  noticeCursor: number;
+  /** notice sends, one after another, so none goes out twice on one connection */
+  noticing: Promise<void>;
 }
 
 const MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -337,12 +341,12 @@ export class MailRouter implements Router {
   attach(recipient: string, sink: DeliverySink): () => void {
     const old = this.#sinks.get(recipient);
     if (old) for (const t of old.timers) clearTimeout(t);
-    const a: Attached = { sink, inflight: [], cursor: 0, pumping: false, again: false, synced: false, timers: new Set() };
+    const a: Attached = { sink, inflight: [], cursor: 0, pumping: false, again: false, synced: false, timers: new Set(), noticeCursor: 0, noticing: Promise.resolve() };
     this.#sinks.set(recipient, a);
     // watched before the first read, so nothing committed elsewhere in between is missed
     const unwatch = this.#bus?.watch(recipient, () => this.#pump(recipient));
     this.#pump(recipient);
-    void this.#sendNotices(recipient, a);
+    this.#sendNotices(recipient, a);
     return () => {
       if (this.#sinks.get(recipient) === a) {
         for (const t of a.timers) clearTimeout(t);
@@ -352,16 +356,26 @@ export class MailRouter implements Router {
     };
   }
 
-  async #sendNotices(recipient: string, a: Attached): Promise<void> {
-    if (!a.sink.notice) return;
-    try {
-      const ns = await this.#store.notices(recipient, 0);
-      if (this.#sinks.get(recipient) !== a) return;
-      for (const n of ns) a.sink.notice({ type: n.type, msgId: n.msgId, peer: n.peer, reason: n.reason });
-      if (ns.length > 0) await this.#store.ackNotices(recipient, ns[ns.length - 1]!.seq);
-    } catch (e) {
-      this.#log.error({ err: (e as Error).message, recipient }, 'notice delivery failed');
-    }
+  /**
+   * Sends the notices stored for `recipient` that this connection has not
+   * been sent yet. They stay stored until the endpoint acknowledges them
+   * (notice-ack), so a notice lost with a connection is sent again on the
+   * next one: at least once, like deliveries.
+   */
+  #sendNotices(recipient: string, a: Attached): void {
+    const notice = a.sink.notice;
+    if (!notice) return;
+    a.noticing = a.noticing
+      .then(async () => {
+        if (this.#sinks.get(recipient) !== a) return;
+        const ns = await this.#store.notices(recipient, a.noticeCursor);
+        if (this.#sinks.get(recipient) !== a) return;
+        for (const n of ns) {
+          notice({ seq: n.seq, type: n.type, msgId: n.msgId, peer: n.peer, reason: n.reason });
+          a.noticeCursor = n.seq;
+        }
+      })
+      .catch((e: unknown) => this.#log.error({ err: (e as Error).message, recipient }, 'notice delivery failed'));
   }
 
   /**
@@ -502,7 +516,7 @@ export class MailRouter implements Router {
         this.#metrics.queued.dec();
         this.#log.warn({ msgId: m.msgId, sender: m.sender, recipient, attempts }, 'message dead-lettered');
         const senderSink = this.#sinks.get(m.sender);
-        if (senderSink) void this.#sendNotices(m.sender, senderSink);
+        if (senderSink) this.#sendNotices(m.sender, senderSink);
       }
       this.#pump(recipient);
       return;
@@ -528,9 +542,13 @@ export class MailRouter implements Router {
     a.timers.add(t);
   }
 
-  /** Drops expired messages and tells their senders (when connected). */
+  /**
+   * Drops expired messages and tells their senders (when connected), and
+   * notices no endpoint acknowledged within the longest message lifetime.
+   */
   async expire(): Promise<number> {
     const now = this.#now();
+    await this.#store.forgetNotices(now - this.#limits.maxLifetimeMs);
     const gone = await this.#store.expire(now, auditFor(now, 'expired'));
     if (gone.length === 0) return 0;
     await this.#audit.sync();
@@ -539,7 +557,7 @@ export class MailRouter implements Router {
     this.#metrics.queued.dec(gone.length);
     for (const sender of new Set(gone.map((m) => m.sender))) {
       const s = this.#sinks.get(sender);
-      if (s) void this.#sendNotices(sender, s);
+      if (s) this.#sendNotices(sender, s);
     }
     return gone.length;
   }

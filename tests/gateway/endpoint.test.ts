@@ -217,7 +217,7 @@ test('a poison message is retried, dead-lettered after the attempt limit, and it
   while (notices.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.equal(attempts.length, 3);
   assert.equal(new Set(attempts).size, 1);
-  assert.deepEqual(notices, [{ t: 'notice', type: 'dead-letter', id: poisonId, peer: 'cp1', reason: 'test: cannot process' }]);
+  assert.deepEqual(notices, [{ t: 'notice', seq: (notices[0] as { seq: number }).seq, type: 'dead-letter', id: poisonId, peer: 'cp1', reason: 'test: cannot process' }]);
   const dead = await gw.store.deadLetters('cp1');
   assert.equal(dead.length, 1);
   await cp!.close();
@@ -243,6 +243,43 @@ test('an endpoint cannot fail another recipient\'s message: no attempt counted, 
   assert.equal(d!.seq, seq);
   await cp.ack(seq);
   await Promise.all([cp.close(), psp.close(), prov.close()]);
+});
+
+test('a notice is sent again on every connection until the endpoint acknowledges it', async () => {
+  const cpOffline = await client('cp1');
+  await cpOffline.close();
+  const prov = await client('prov');
+  const id = b64u(randomBytes(16));
+  await prov.sendSession({ to: 'cp1', kind: 'config', id, expires: Date.now() + 150, body: 'sealed' });
+  await prov.close(); // the expiry notice is made while prov is offline
+  const deadline = Date.now() + 5000;
+  while (!(await gw.store.notices('prov', 0)).some((n) => n.msgId === id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  // A raw connection takes the notice and never acknowledges it (the connection dies first).
+  const ep = eps.prov!;
+  const ws = await new Promise<WebSocket>((resolve, reject) => {
+    const s = new WebSocket(`${gw.url}/endpoint`);
+    s.once('error', reject);
+    s.once('message', (m) => {
+      const c = JSON.parse(m.toString()) as { gateway: string; nonce: string };
+      const nonce = randomBytes(32);
+      const input = challengeInput(nonce, fromB64u(c.nonce), c.gateway, new Uint8Array(0));
+      s.send(JSON.stringify({ t: 'auth', chain: ep.id.chain.map(b64u), nonce: b64u(nonce), sig: b64u(signWith('challenge', ep.id.privateKey, input)) }));
+      resolve(s);
+    });
+  });
+  const rawSeen = await new Promise<{ seq: number; id: string }>((resolve) => ws.on('message', (m) => {
+    const f = JSON.parse(m.toString()) as { t: string; seq: number; id: string };
+    if (f.t === 'notice' && f.id === id) resolve(f);
+  }));
+  ws.terminate();
+  // The next connection gets it again, under the same seq; the client acknowledges it.
+  const got: { seq: number; id: string }[] = [];
+  const again = await GatewayClient.connect(gw.url, { chain: ep.id.chain, privateKey: ep.id.privateKey, onNotice: (n) => got.push(n) });
+  while (!got.some((n) => n.id === id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(got.find((n) => n.id === id)?.seq, rawSeen.seq);
+  assert.ok(Array.isArray(await again.getCrls())); // frames are handled in order: the notice-ack is done
+  await again.close();
+  assert.equal((await gw.store.notices('prov', 0)).some((n) => n.msgId === id), false, 'acknowledged notices are gone');
 });
 
 test('messages expire at their expiry, their sender is told, and a full mailbox refuses more', async () => {

@@ -228,7 +228,7 @@ test('notices about a station\'s own messages reach it as DataTransfer "notice"'
       },
     });
     const n = { type: 'dead-letter', msgId: 'abc', peer: 'prov-1', reason: 'rejected' };
-    gw.router.attached('CP-1')!.notice!(n);
+    gw.router.attached('CP-1')!.notice!({ seq: 7, ...n });
     await until(() => notices.length === 1, 3000, 'the notice');
     assert.deepEqual(notices, [['notice', n]]);
     await cp.close();

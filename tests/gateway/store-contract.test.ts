@@ -135,6 +135,9 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     assert.deepEqual(await s.deadLetters('other'), []);
     const ns = await s.notices('prov', 0);
     assert.deepEqual(ns.map((x) => [x.type, x.msgId, x.peer, x.reason, x.created]), [['dead-letter', 'poison', 'R', 'did not open', T0 + 5]]);
+    await s.ackNotices('other', ns[0]!.seq); // only the notice's own recipient acknowledges it
+    assert.equal(await s.forgetNotices(T0 + 5), 0, 'kept until strictly older than the cut');
+    assert.equal((await s.notices('prov', 0)).length, 1);
     await s.ackNotices('prov', ns[0]!.seq);
     assert.deepEqual(await s.notices('prov', 0), []);
     assert.equal((await s.auditEntries(2, 3))[0]!.outcome, 'dead-lettered');
@@ -152,6 +155,8 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     assert.equal(typeof (await s.acceptedSeq('p', 'long')), 'number');
     assert.deepEqual(gone.map((m) => m.msgId), ['short']);
     assert.deepEqual((await s.notices('p', 0)).map((x) => [x.type, x.msgId]), [['expired', 'short']]);
+    assert.equal(await s.forgetNotices(T0 + 11), 1, 'an unacknowledged notice goes after its retention');
+    assert.deepEqual(await s.notices('p', 0), []);
     assert.equal((await s.auditEntries(2, 3))[0]!.outcome, 'expired');
     assert.equal(await s.depth('R'), 1);
     const again = await enq(s, [msg('p', 'R', 'short', { expires: T0 + 500 })]);

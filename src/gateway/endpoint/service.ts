@@ -170,7 +170,7 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
       window: o.window,
       push: (m: QueuedMessage) =>
         send(ws, { t: 'msg', seq: m.seq, format: m.format, from: m.sender, kind: m.kind, id: m.msgId, expires: m.expires, body: m.body }),
-      notice: (n) => send(ws, { t: 'notice', type: n.type, id: n.msgId, peer: n.peer, reason: n.reason }),
+      notice: (n) => send(ws, { t: 'notice', seq: n.seq, type: n.type, id: n.msgId, peer: n.peer, reason: n.reason }),
     });
     const unsubscribe = o.firmware?.subscribe(identity.id, (e) => send(ws, e));
     conn.detach = () => {
@@ -222,6 +222,8 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
         await ctx.router.failed(c.principal.id, f.seq, f.reason);
         return;
       case 'notice-ack':
+        // cumulative, and only over this endpoint's own notices
+        await ctx.store.ackNotices(c.principal.id, f.seq);
         return;
       case 'publish-bundle':
         await directory.publishBundle({ id: c.identity.id, role: c.identity.role, fingerprint: c.identity.fingerprint }, f.bundle);

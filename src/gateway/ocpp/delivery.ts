@@ -48,7 +48,7 @@ function failureReason(e: unknown): string {
   return typeof code === 'string' ? `call error ${code}` : 'call failed';
 }
 
-type Item = { kind: 'message'; m: QueuedMessage } | { kind: 'notice'; n: { type: string; msgId: string; peer: string; reason: string } };
+type Item = { kind: 'message'; m: QueuedMessage } | { kind: 'notice'; n: { seq: number; type: string; msgId: string; peer: string; reason: string } };
 
 /**
  * The delivery sink of one connected station. OCPP-J allows one CALL in
@@ -108,7 +108,12 @@ export function stationSink(ctx: GatewayContext, stationId: string, link: Statio
       for (let item = queue.shift(); item && !closed; item = queue.shift()) {
         try {
           if (item.kind === 'message') await deliver(item.m);
-          else await link.call('DataTransfer', { vendorId: EVSEAL_VENDOR, messageId: 'notice', data: JSON.stringify(item.n) });
+          else {
+            const { seq, ...n } = item.n;
+            await link.call('DataTransfer', { vendorId: EVSEAL_VENDOR, messageId: 'notice', data: JSON.stringify(n) });
+            // answered: the notice is done with (unanswered, it is sent again when the station next connects)
+            await ctx.store.ackNotices(stationId, seq);
+          }
         } catch (e) {
           // a router or notice failure must not stop later deliveries
           ctx.log.warn({ stationId, err: (e as Error).message }, 'station delivery step failed');

@@ -352,6 +352,9 @@ export class PostgresStore implements GatewayStore {
       return gone;
     });
   }
+  async forgetNotices(before: number): Promise<number> {
+    return (await this.#pool.query('DELETE FROM notices WHERE created < $1', [before])).rowCount ?? 0;
+  }
   async deadLetters(recipient?: string): Promise<(QueuedMessage & { reason: string })[]> {
     const r =
       recipient === undefined

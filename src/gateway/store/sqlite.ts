@@ -83,6 +83,7 @@ export class SqliteStore implements GatewayStore {
       insertNotice: db.prepare('INSERT INTO notices (recipient, type, msg_id, peer, reason, created) VALUES (?, ?, ?, ?, ?, ?)'),
       notices: db.prepare('SELECT * FROM notices WHERE recipient = ? AND seq > ? ORDER BY seq'),
       ackNotices: db.prepare('DELETE FROM notices WHERE recipient = ? AND seq <= ?'),
+      forgetNotices: db.prepare('DELETE FROM notices WHERE created < ?'),
       putBundle: db.prepare('INSERT INTO bundles (id, role, bundle, updated) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET role = excluded.role, bundle = excluded.bundle, updated = excluded.updated'),
       getBundle: db.prepare('SELECT bundle FROM bundles WHERE id = ?'),
       bundleRole: db.prepare('SELECT role FROM bundles WHERE id = ?'),
@@ -259,6 +260,9 @@ export class SqliteStore implements GatewayStore {
       this.#q.forgetAccepted.run(now);
       return gone;
     });
+  }
+  async forgetNotices(before: number): Promise<number> {
+    return this.#q.forgetNotices.run(before).changes;
   }
   async deadLetters(recipient?: string): Promise<(QueuedMessage & { reason: string })[]> {
     const rows = (recipient === undefined ? this.#q.deadAll.all() : this.#q.deadFor.all(recipient)) as (MailRow & { reason: string })[];

@@ -132,6 +132,8 @@ export interface GatewayStore {
   deadLetter(recipient: string, seq: number, reason: string, audit: (m: QueuedMessage) => AuditEntry, now: number): Promise<QueuedMessage | undefined>;
   /** Drops messages whose expiry has passed, notifies their senders, audits each. */
   expire(now: number, audit: (m: QueuedMessage) => AuditEntry): Promise<QueuedMessage[]>;
+  /** Drops notices made before `before` (Unix ms) that their endpoint never acknowledged; returns how many. */
+  forgetNotices(before: number): Promise<number>;
   deadLetters(recipient?: string): Promise<(QueuedMessage & { reason: string })[]>;
   notices(recipient: string, afterSeq: number): Promise<Notice[]>;
   ackNotices(recipient: string, upToSeq: number): Promise<void>;
