@@ -7,6 +7,7 @@
 // order within a connection (a retried message aside), within the window,
 // never to a connection already detached. At the end every message still
 // held reaches a fresh connection exactly once and the mailboxes drain.
+// FC_SEED picks another seed, MODEL_RUNS more programs (default 40).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
