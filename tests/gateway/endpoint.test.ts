@@ -43,6 +43,15 @@ async function client(name: string, onMessage?: (d: Delivery) => void): Promise<
   return c;
 }
 
+/** A bare WebSocket to /endpoint, with the gateway's challenge. */
+function raw(): Promise<{ ws: WebSocket; challenge: { gateway: string; nonce: string } }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${gw.url}/endpoint`);
+    ws.once('message', (m) => resolve({ ws, challenge: JSON.parse(m.toString()) }));
+    ws.once('error', reject);
+  });
+}
+
 /** Collects deliveries; `next(n)` resolves with the next n of them. */
 function inbox() {
   const got: Delivery[] = [];
@@ -256,17 +265,10 @@ test('a notice is sent again on every connection until the endpoint acknowledges
   while (!(await gw.store.notices('prov', 0)).some((n) => n.msgId === id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   // A raw connection takes the notice and never acknowledges it (the connection dies first).
   const ep = eps.prov!;
-  const ws = await new Promise<WebSocket>((resolve, reject) => {
-    const s = new WebSocket(`${gw.url}/endpoint`);
-    s.once('error', reject);
-    s.once('message', (m) => {
-      const c = JSON.parse(m.toString()) as { gateway: string; nonce: string };
-      const nonce = randomBytes(32);
-      const input = challengeInput(nonce, fromB64u(c.nonce), c.gateway, new Uint8Array(0));
-      s.send(JSON.stringify({ t: 'auth', chain: ep.id.chain.map(b64u), nonce: b64u(nonce), sig: b64u(signWith('challenge', ep.id.privateKey, input)) }));
-      resolve(s);
-    });
-  });
+  const { ws, challenge } = await raw();
+  const nonce = randomBytes(32);
+  const input = challengeInput(nonce, fromB64u(challenge.nonce), challenge.gateway, new Uint8Array(0));
+  ws.send(JSON.stringify({ t: 'auth', chain: ep.id.chain.map(b64u), nonce: b64u(nonce), sig: b64u(signWith('challenge', ep.id.privateKey, input)) }));
   const rawSeen = await new Promise<{ seq: number; id: string }>((resolve) => ws.on('message', (m) => {
     const f = JSON.parse(m.toString()) as { t: string; seq: number; id: string };
     if (f.t === 'notice' && f.id === id) resolve(f);
@@ -313,12 +315,6 @@ test('messages expire at their expiry, their sender is told, and a full mailbox 
 
 test('authentication: replayed, cross-purpose and foreign challenge signatures are refused', async () => {
   const ep = eps.tool!;
-  const raw = (): Promise<{ ws: WebSocket; challenge: { gateway: string; nonce: string } }> =>
-    new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${gw.url}/endpoint`);
-      ws.once('message', (m) => resolve({ ws, challenge: JSON.parse(m.toString()) }));
-      ws.once('error', reject);
-    });
   const answer = (ws: WebSocket, frame: unknown): Promise<{ t: string; code?: string }> =>
     new Promise((resolve) => {
       ws.once('message', (m) => resolve(JSON.parse(m.toString())));
