@@ -6,21 +6,23 @@
  * failure is `ERR_OPEN_FAILED` (or `ERR_BUNDLE_REJECTED` on the sealing side),
  * and the precise reason goes only to the local security log.
  */
-export type ErrorCode =
-  | 'ERR_INVALID_INPUT' // malformed untrusted input rejected at a boundary
-  | 'ERR_USAGE' // a caller or CLI user asked for something impossible
-  | 'ERR_OPEN_FAILED' // an envelope did not open (opaque)
-  | 'ERR_BUNDLE_REJECTED' // a recipient bundle failed validation (opaque)
-  | 'ERR_CERT_REJECTED' // a certificate chain failed validation (opaque)
-  | 'ERR_POLICY_DENIED' // role policy forbids this sender/kind/recipient
-  | 'ERR_CRYPTO' // a primitive refused its input (bad key, limit reached)
-  | 'ERR_NOT_FOUND' // a file, key or record does not exist
-  | 'ERR_LIMIT' // a configured limit was reached (queue depth, rate, size)
-  | 'ERR_UNAUTHENTICATED' // a connection has not (or could not) prove its identity
-  | 'ERR_STATE' // local state is inconsistent or locked
-  | 'ERR_FIRMWARE_REJECTED' // a firmware package failed verification or decryption (opaque)
-  | 'ERR_FIRMWARE_MODEL' // a verified firmware package is for another device model
-  | 'ERR_FIRMWARE_ROLLBACK'; // a verified firmware package is not newer than the installed version
+export const ERROR_CODES = [
+  'ERR_INVALID_INPUT', // malformed untrusted input rejected at a boundary
+  'ERR_USAGE', // a caller or CLI user asked for something impossible
+  'ERR_OPEN_FAILED', // an envelope did not open (opaque)
+  'ERR_BUNDLE_REJECTED', // a recipient bundle failed validation (opaque)
+  'ERR_CERT_REJECTED', // a certificate chain failed validation (opaque)
+  'ERR_POLICY_DENIED', // role policy forbids this sender/kind/recipient
+  'ERR_CRYPTO', // a primitive refused its input (bad key, limit reached)
+  'ERR_NOT_FOUND', // a file, key or record does not exist
+  'ERR_LIMIT', // a configured limit was reached (queue depth, rate, size)
+  'ERR_UNAUTHENTICATED', // a connection has not (or could not) prove its identity
+  'ERR_STATE', // local state is inconsistent or locked
+  'ERR_FIRMWARE_REJECTED', // a firmware package failed verification or decryption (opaque)
+  'ERR_FIRMWARE_MODEL', // a verified firmware package is for another device model
+  'ERR_FIRMWARE_ROLLBACK', // a verified firmware package is not newer than the installed version
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class EvsealError extends Error {
   readonly code: ErrorCode;

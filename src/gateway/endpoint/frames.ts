@@ -25,8 +25,9 @@ export type ClientFrame =
   | { t: 'rollout'; ref: number; id: string; packageId: string; stations?: string[]; all?: boolean; lifetime: number }
   | { t: 'rollout-status'; ref: number; id: string };
 
-type FieldKind = 'string' | 'int' | 'string[]' | 'int[]' | 'array' | 'bool';
-const SPECS: Record<ClientFrame['t'], Record<string, FieldKind | `${FieldKind}?`>> = {
+export type FieldKind = 'string' | 'int' | 'string[]' | 'int[]' | 'array' | 'bool';
+/** Each frame type's fields and their kinds (`?`: optional). */
+export const FRAME_FIELDS: Record<ClientFrame['t'], Record<string, FieldKind | `${FieldKind}?`>> = {
   auth: { chain: 'string[]', nonce: 'string', sig: 'string' },
   send: { ref: 'int', format: 'string', to: 'string?', kind: 'string?', id: 'string?', expires: 'int?', body: 'string' },
   ack: { seqs: 'int[]' },
@@ -80,8 +81,8 @@ export function parseClientFrame(text: string): ClientFrame {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new EvsealError('ERR_INVALID_INPUT', 'frame is not an object');
   const o = v as Record<string, unknown>;
   const t = o.t;
-  if (typeof t !== 'string' || !Object.hasOwn(SPECS, t)) throw new EvsealError('ERR_INVALID_INPUT', 'unknown frame type');
-  const spec = SPECS[t as ClientFrame['t']];
+  if (typeof t !== 'string' || !Object.hasOwn(FRAME_FIELDS, t)) throw new EvsealError('ERR_INVALID_INPUT', 'unknown frame type');
+  const spec = FRAME_FIELDS[t as ClientFrame['t']];
   for (const k of Object.keys(o)) {
     if (k !== 't' && !Object.hasOwn(spec, k)) throw new EvsealError('ERR_INVALID_INPUT', `${t}: unknown field ${k}`);
   }
