@@ -28,13 +28,9 @@ const MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
 
 function isDelivery(f: Frame): f is Frame & Delivery {
-  return (
-    isCount(f.seq) &&
-    typeof f.format === 'string' && DELIVERY_FORMATS.has(f.format) &&
-    typeof f.from === 'string' && typeof f.kind === 'string' &&
-    typeof f.id === 'string' && MSG_ID.test(f.id) &&
-    isCount(f.expires) && typeof f.body === 'string'
-  );
+  const { seq, format, from, kind, id, expires, body } = f;
+  const strings = typeof format === 'string' && typeof from === 'string' && typeof kind === 'string' && typeof id === 'string' && typeof body === 'string';
+  return strings && isCount(seq) && isCount(expires) && DELIVERY_FORMATS.has(format) && MSG_ID.test(id);
 }
 
 export interface Notice {
@@ -173,14 +169,12 @@ export class GatewayClient {
       if (f.t === 'msg') {
         // The gateway is not trusted: a delivery without the documented shape is dropped here, so nothing downstream sees one.
         if (isDelivery(f)) this.#o.onMessage?.(f);
-      }
-      else if (f.t === 'notice') {
+      } else if (f.t === 'notice') {
         if (!isCount(f.seq) || typeof f.type !== 'string' || typeof f.id !== 'string' || typeof f.peer !== 'string' || typeof f.reason !== 'string') return;
         this.#o.onNotice?.(f as unknown as Notice);
         // Acknowledged once handled: a notice lost with the connection comes again on the next one.
         this.#ws.send(JSON.stringify({ t: 'notice-ack', seq: f.seq }));
-      }
-      else if (f.t === 'rollout-event') this.#o.onRolloutEvent?.(f as unknown as RolloutEvent);
+      } else if (f.t === 'rollout-event') this.#o.onRolloutEvent?.(f as unknown as RolloutEvent);
       else if (f.t === 'acked') {
         // Answers come in the order the acks were sent.
         this.#acks.shift()?.resolve(f.receipts as Receipt[]);
