@@ -80,7 +80,7 @@ interface Conn {
   detach: () => void;
 }
 
-class World {
+class RouterWorld {
   readonly dir = mkdtempSync(join(tmpdir(), 'evseal-router-model-'));
   clock = T0;
   store!: SqliteStore;
@@ -315,7 +315,7 @@ class World {
 test('mail router: random programs keep order, windows, exactly-once delivery, limits, dead letters and expiry', { timeout: 300_000 }, async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 30 }), async (program) => {
-      const w = new World();
+      const w = new RouterWorld();
       await w.open();
       try {
         for (const a of program) {
