@@ -7,7 +7,8 @@
 // order within a connection (a retried message aside), within the window,
 // never to a connection already detached. At the end every message still
 // held reaches a fresh connection exactly once and the mailboxes drain.
-// FC_SEED picks another seed, MODEL_RUNS more programs (default 40).
+// Run on SQLite and on PostgreSQL (the cluster store, which the router does
+// not own). FC_SEED picks another seed, MODEL_RUNS more programs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,9 +23,13 @@ import { loadOrCreateGatewayKey } from '../../src/gateway/identity.js';
 import { createMetrics } from '../../src/gateway/metrics.js';
 import { defaultRoutePolicy } from '../../src/gateway/route-policy.js';
 import { MailRouter } from '../../src/gateway/router.js';
+import { PostgresStore } from '../../src/gateway/store/postgres.js';
 import { SqliteStore } from '../../src/gateway/store/sqlite.js';
-import type { QueuedMessage } from '../../src/gateway/store/store.js';
+import type { GatewayStore, QueuedMessage } from '../../src/gateway/store/store.js';
+import { freshSchema, servicesMissing } from '../cluster/services.js';
 
+// Awaited before any test is registered.
+const pgSkip = await servicesMissing({ pg: true });
 const SENDERS = ['tool-1', 'tool-2'];
 const RECIPIENTS = ['CP-1', 'CP-2'];
 const ROLES: Record<string, Role> = { 'tool-1': 'service-tool', 'tool-2': 'service-tool', 'CP-1': 'charger', 'CP-2': 'charger' };
@@ -80,10 +85,47 @@ interface Conn {
   detach: () => void;
 }
 
+/** A store backend for the model: opened again at a restart, removed at the end. */
+interface Backend {
+  open(): Promise<GatewayStore>;
+  /** lets pumps, retries (1 ms) and commits run */
+  settle(w: RouterWorld): Promise<void>;
+  remove(): Promise<void>;
+}
+
+function sqlite(dir: string): Backend {
+  return {
+    open: async () => new SqliteStore(dir),
+    // every step of the SQLite path is a microtask, an immediate or a 1 ms timer
+    settle: async () => {
+      for (let i = 0; i < 4; i++) await new Promise((r) => setTimeout(r, 3));
+    },
+    remove: async () => {},
+  };
+}
+
+function postgres(): Backend {
+  const sc = freshSchema('model');
+  return {
+    open: () => PostgresStore.open({ url: sc.url, poolSize: 2 }),
+    // queries take their own time: wait until nothing has been pushed for a while
+    settle: async (w) => {
+      let seen = -1;
+      for (let quiet = 0; quiet < 3; ) {
+        await new Promise((r) => setTimeout(r, 20));
+        quiet = w.pushCount === seen ? quiet + 1 : 0;
+        seen = w.pushCount;
+      }
+    },
+    remove: () => sc.drop(),
+  };
+}
+
 class RouterWorld {
   readonly dir = mkdtempSync(join(tmpdir(), 'evseal-router-model-'));
+  readonly backend: Backend;
   clock = T0;
-  store!: SqliteStore;
+  store!: GatewayStore;
   router!: MailRouter;
   readonly msgs = new Map<number, ModelMsg>();
   /** (sender, msgId) → seq, while the store remembers the id (until a sweep after its expiry) */
@@ -91,8 +133,12 @@ class RouterWorld {
   readonly conns = new Map<string, Conn>();
   readonly errors: string[] = [];
 
+  constructor(backend: (dir: string) => Backend) {
+    this.backend = backend(this.dir);
+  }
+
   async open(): Promise<void> {
-    this.store = new SqliteStore(this.dir);
+    this.store = await this.backend.open();
     const audit = await AuditLog.open(this.store, loadOrCreateGatewayKey(this.dir), () => this.clock);
     this.router = new MailRouter({
       store: this.store,
@@ -129,7 +175,10 @@ class RouterWorld {
   /** Pushes as they happened; checked after each step, once the submissions they carry are in the model. */
   readonly #pushes: { c: Conn; m: QueuedMessage; clock: number; detached: boolean }[] = [];
 
+  pushCount = 0;
+
   #onPush(c: Conn, m: QueuedMessage): void {
+    this.pushCount++;
     this.#pushes.push({ c, m, clock: this.clock, detached: c.detached });
   }
 
@@ -278,9 +327,8 @@ class RouterWorld {
     });
   }
 
-  /** Lets pumps, retries (1 ms) and commits run. */
-  async settle(): Promise<void> {
-    for (let i = 0; i < 4; i++) await new Promise((r) => setTimeout(r, 3));
+  settle(): Promise<void> {
+    return this.backend.settle(this);
   }
 
   async finish(): Promise<void> {
@@ -308,28 +356,35 @@ class RouterWorld {
     await this.router.drain();
     for (const c of [...this.conns.values()]) c.detach();
     await this.store.close();
+    await this.backend.remove();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
-test('mail router: random programs keep order, windows, exactly-once delivery, limits, dead letters and expiry', { timeout: 300_000 }, async () => {
-  await fc.assert(
-    fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 30 }), async (program) => {
-      const w = new RouterWorld();
-      await w.open();
-      try {
-        for (const a of program) {
-          await w.run(a);
-          await w.settle();
-          w.checkPushes();
-          assert.deepEqual(w.errors, [], `after ${JSON.stringify(a)}`);
+function modelTest(name: string, backend: (dir: string) => Backend, runs: number, skip?: string): void {
+  test(`mail router on ${name}: random programs keep order, windows, exactly-once delivery, limits, dead letters and expiry`, { timeout: 300_000, skip }, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 30 }), async (program) => {
+        const w = new RouterWorld(backend);
+        await w.open();
+        try {
+          for (const a of program) {
+            await w.run(a);
+            await w.settle();
+            w.checkPushes();
+            assert.deepEqual(w.errors, [], `after ${JSON.stringify(a)}`);
+          }
+          await w.finish();
+          assert.deepEqual(w.errors, []);
+        } finally {
+          await w.close();
         }
-        await w.finish();
-        assert.deepEqual(w.errors, []);
-      } finally {
-        await w.close();
-      }
-    }),
-    { numRuns: Number(process.env.MODEL_RUNS ?? 40), includeErrorInReport: true },
-  );
-});
+      }),
+      { numRuns: Number(process.env.MODEL_RUNS ?? runs), includeErrorInReport: true },
+    );
+  });
+}
+
+modelTest('SQLite', sqlite, 40);
+// PostgreSQL: the store of a cluster, which the router does not own (no in-memory fast path: every delivery is read back)
+modelTest('PostgreSQL', () => postgres(), 15, pgSkip);
