@@ -2,7 +2,7 @@
 // submissions (bursts, repeated message ids), connections with small
 // windows, batched acknowledgements (also of another recipient's messages),
 // failed deliveries up to the dead letter, clock advances with expiry
-// sweeps, and restarts, over the real SQLite store and audit log. Every push
+// sweeps, and restarts, over a real store and the audit log. Every push
 // is checked as it happens: only messages still held, never expired, in seq
 // order within a connection (a retried message aside), within the window,
 // never to a connection already detached. At the end every message still
