@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ocpp from 'ocpp-rpc';
 import { ocppValidators } from '../../src/gateway/ocpp/validators.js';
-import type { StationState } from '../../src/gateway/ocpp/csms.js';
+import { ABANDONED, type StationState } from '../../src/gateway/ocpp/csms.js';
 import { startGateway, until } from './helpers/ocpp-gateway.js';
 import { PASSWORD, ocppClient } from './helpers/ocpp-clients.js';
 
@@ -158,6 +158,42 @@ test('a second connection of the same station replaces the first', async () => {
     gw.service.disconnect('CP-D');
     await new Promise((r) => b.once('close', r));
     await until(() => gw.service.connections() === 0, 3000, 'the server side to see the close');
+  } finally {
+    await gw.close();
+  }
+});
+
+test('station-chosen keys cannot reach Object.prototype, and what a station opens is bounded', async () => {
+  const gw = await startGateway({ heartbeatIntervalSec: 60, callsPerSecond: 100_000 });
+  try {
+    await gw.addStation('CP-B', { password: PASSWORD });
+    const cp = ocppClient(gw, 'CP-B', 'ocpp2.0.1');
+    await cp.connect();
+    await cp.call('BootNotification', { reason: 'PowerUp', chargingStation: { vendorName: 'Acme', model: 'T' } });
+    const event = (transactionId: string, eventType = 'Started') => ({
+      eventType, timestamp: iso(), triggerReason: 'Authorized', seqNo: 0, transactionInfo: { transactionId },
+      evse: { id: 1, connectorId: 1 }, idToken: { idToken: 'TOKEN-P', type: 'ISO14443' },
+    });
+    for (const key of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) await cp.call('TransactionEvent', event(key));
+    await cp.call('TransactionEvent', event('__proto__', 'Ended'));
+    const probe: Record<string, unknown> = {};
+    assert.deepEqual([probe.idTag, probe.state, probe.evse, probe.seqNo], [undefined, undefined, undefined, undefined], 'Object.prototype untouched');
+    // ... and they are ordinary transactions, kept as such
+    const early = (await gw.store.getStationState('CP-B')) as unknown as StationState;
+    assert.ok(Object.hasOwn(early.transactions, '__proto__') && Object.hasOwn(early.transactions, 'constructor'));
+    assert.deepEqual([early.transactions['__proto__']!.state, early.transactions['constructor']!.state], ['ended', 'active']);
+    // 100 transactions left open (their stops lost) and 200 connectors: bounded, and charging is never refused
+    for (let i = 0; i < 100; i++) assert.deepEqual(await cp.call('TransactionEvent', event(`open-${i}`)), { idTokenInfo: { status: 'Accepted' } });
+    for (let i = 1; i <= 200; i++) await cp.call('StatusNotification', { timestamp: iso(), connectorStatus: 'Available', evseId: 1, connectorId: i });
+    await cp.close();
+    const s = (await gw.store.getStationState('CP-B')) as unknown as StationState;
+    const all = Object.values(s.transactions);
+    assert.ok(all.filter((t) => t.state === 'active').length <= 64, 'open transactions bounded');
+    assert.ok(all.length <= 64 + 50, 'state bounded');
+    assert.equal(s.transactions['open-99']?.state, 'active', 'the newest stay open');
+    assert.ok(Object.keys(s.connectors).length <= 128, 'connectors bounded');
+    assert.equal(s.connectors['1/1']?.status, 'Available', 'a known connector is still updated');
+    assert.equal(s.transactions['constructor']?.stopReason, ABANDONED, 'the oldest open ones were ended as abandoned');
   } finally {
     await gw.close();
   }

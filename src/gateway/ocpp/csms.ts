@@ -48,6 +48,15 @@ export interface StationState {
 /** Bounds on kept history, so a chatty station cannot grow its state without limit. */
 const KEEP_ENDED_TRANSACTIONS = 50;
 const KEEP_SECURITY_EVENTS = 50;
+/**
+ * Bounds on what a station can open: more transactions open at once, or
+ * more connectors, than any real station has. Past them the oldest open
+ * transaction is ended as abandoned (its stop was lost; charging is never
+ * refused for it), and a connector not seen before is not recorded.
+ */
+const MAX_OPEN_TRANSACTIONS = 64;
+const MAX_CONNECTORS = 128;
+export const ABANDONED = 'evseal:Abandoned';
 /** How long a forwarded CSR may wait for the CA service. */
 const CSR_LIFETIME_MS = 24 * 3600_000;
 
@@ -85,8 +94,31 @@ function emptyState(): StationState {
 }
 
 function pruneTransactions(s: StationState): void {
+  const open = Object.values(s.transactions).filter((t) => t.state === 'active');
+  for (const t of open.slice(0, Math.max(0, open.length - MAX_OPEN_TRANSACTIONS))) {
+    t.state = 'ended';
+    t.stopReason = ABANDONED;
+  }
   const ended = Object.values(s.transactions).filter((t) => t.state === 'ended');
   for (const t of ended.slice(0, Math.max(0, ended.length - KEEP_ENDED_TRANSACTIONS))) delete s.transactions[t.id];
+}
+
+/**
+ * Keys a station chooses (a 2.x transaction id is any string) are read and
+ * written as own properties only: `__proto__` or `constructor` must never
+ * resolve to a prototype that the handlers then write to.
+ */
+function own<T>(rec: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(rec, key) ? rec[key] : undefined;
+}
+function putOwn<T>(rec: Record<string, T>, key: string, v: T): T {
+  Object.defineProperty(rec, key, { value: v, enumerable: true, writable: true, configurable: true });
+  return v;
+}
+
+/** Records a connector's status; a connector not seen before is not recorded once the station has MAX_CONNECTORS. */
+function setConnector(s: StationState, key: string, v: StationState['connectors'][string]): void {
+  if (Object.hasOwn(s.connectors, key) || Object.keys(s.connectors).length < MAX_CONNECTORS) putOwn(s.connectors, key, v);
 }
 
 /**
@@ -222,8 +254,8 @@ export class Csms {
 
     h.set('StatusNotification', async (p) => {
       await up((s) => {
-        if (v16) s.connectors[String(p.connectorId)] = { status: p.status as string, errorCode: p.errorCode as string, at: this.#iso() };
-        else s.connectors[`${p.evseId}/${p.connectorId}`] = { status: p.connectorStatus as string, at: this.#iso() };
+        if (v16) setConnector(s, String(p.connectorId), { status: p.status as string, errorCode: p.errorCode as string, at: this.#iso() });
+        else setConnector(s, `${p.evseId}/${p.connectorId}`, { status: p.connectorStatus as string, at: this.#iso() });
       });
       return {};
     });
@@ -235,7 +267,7 @@ export class Csms {
       const txId = v16 && p.transactionId !== undefined ? String(p.transactionId) : undefined;
       if (wh !== undefined && txId !== undefined) {
         await up((s) => {
-          const t = s.transactions[txId];
+          const t = own(s.transactions, txId);
           if (t && t.state === 'active') t.lastMeter = wh;
         });
       }
@@ -246,21 +278,22 @@ export class Csms {
       h.set('StartTransaction', async (p) => {
         const transactionId = await up((s) => {
           const id = s.nextTransactionId++;
-          s.transactions[String(id)] = {
+          putOwn(s.transactions, String(id), {
             id: String(id),
             state: 'active',
             idTag: p.idTag as string,
             connector: p.connectorId as number,
             meterStart: p.meterStart as number,
             started: p.timestamp as string,
-          };
+          });
+          pruneTransactions(s);
           return id;
         });
         return { transactionId, idTagInfo: { status: 'Accepted' } };
       });
       h.set('StopTransaction', async (p) => {
         await up((s) => {
-          const t = s.transactions[String(p.transactionId)];
+          const t = own(s.transactions, String(p.transactionId));
           if (!t) return; // unknown (or pruned) transaction: OCPP still wants an answer
           t.state = 'ended';
           t.meterStop = p.meterStop as number;
@@ -285,7 +318,8 @@ export class Csms {
         const wh = energyRegisterWh(p.meterValue as MeterValue[] | undefined);
         await up((s) => {
           const id = info.transactionId as string;
-          const t: Transaction = (s.transactions[id] ??= { id, state: 'active', started: p.timestamp as string });
+          const known = own(s.transactions, id);
+          const t = known ?? putOwn<Transaction>(s.transactions, id, { id, state: 'active', started: p.timestamp as string });
           if (evse) {
             t.evse = evse.id as number;
             if (typeof evse.connectorId === 'number') t.connector = evse.connectorId;
@@ -301,8 +335,8 @@ export class Csms {
             t.stopped = p.timestamp as string;
             if (t.lastMeter !== undefined) t.meterStop = t.lastMeter;
             if (typeof info.stoppedReason === 'string') t.stopReason = info.stoppedReason;
-            pruneTransactions(s);
           }
+          if (!known || t.state === 'ended') pruneTransactions(s);
         });
         return idToken ? { idTokenInfo: { status: 'Accepted' } } : {};
       });
