@@ -365,13 +365,14 @@ export class ChargerCommands {
       case 'get-config': {
         const keys = c.keys ?? Object.keys(s.config);
         result = {
-          configuration: keys.filter((k) => k in s.config).map((k) => ({ key: k, value: s.config[k]!, readonly: READ_ONLY.has(k) })),
-          unknownKeys: keys.filter((k) => !(k in s.config)),
+          // own keys only: a tool asking for "constructor" or "toString" gets an unknown key, not a prototype member
+          configuration: keys.filter((k) => Object.hasOwn(s.config, k)).map((k) => ({ key: k, value: s.config[k]!, readonly: READ_ONLY.has(k) })),
+          unknownKeys: keys.filter((k) => !Object.hasOwn(s.config, k)),
         };
         break;
       }
       case 'set-config': {
-        if (!(c.key in s.config) || !CONFIG_KEY_RE.test(c.key)) notFound(`unknown configuration key ${c.key}`);
+        if (!Object.hasOwn(s.config, c.key) || !CONFIG_KEY_RE.test(c.key)) notFound(`unknown configuration key ${c.key}`);
         if (READ_ONLY.has(c.key)) throw new EvsealError('ERR_POLICY_DENIED', `${c.key} is read-only`);
         if (INTEGER_KEYS.has(c.key) && !/^(0|[1-9][0-9]{0,8})$/.test(c.value)) throw new EvsealError('ERR_INVALID_INPUT', `${c.key} takes a non-negative integer`);
         if (BOOLEAN_KEYS.has(c.key) && c.value !== 'true' && c.value !== 'false') throw new EvsealError('ERR_INVALID_INPUT', `${c.key} takes true or false`);

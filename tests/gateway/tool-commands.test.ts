@@ -63,8 +63,8 @@ test('each command runs over its own session and its result comes back sealed', 
 
   const set = result((await tool.open(CP, { cmd: 'set-config', key: 'HeartbeatInterval', value: '60' }, { timeoutMs: 10_000 })).result);
   assert.deepEqual(set, { key: 'HeartbeatInterval', value: '60', previous: '300', status: 'Accepted' });
-  const one = result((await tool.open(CP, { cmd: 'get-config', keys: ['HeartbeatInterval', 'NoSuchKey'] }, { timeoutMs: 10_000 })).result);
-  assert.deepEqual(one, { configuration: [{ key: 'HeartbeatInterval', value: '60', readonly: false }], unknownKeys: ['NoSuchKey'] });
+  const one = result((await tool.open(CP, { cmd: 'get-config', keys: ['HeartbeatInterval', 'NoSuchKey', 'toString', 'constructor'] }, { timeoutMs: 10_000 })).result);
+  assert.deepEqual(one, { configuration: [{ key: 'HeartbeatInterval', value: '60', readonly: false }], unknownKeys: ['NoSuchKey', 'toString', 'constructor'] });
 
   const reset = result((await tool.open(CP, { cmd: 'reset' }, { timeoutMs: 10_000 })).result);
   assert.deepEqual(reset, { status: 'Accepted', type: 'Soft', resets: 1 });
