@@ -4,6 +4,7 @@ import type { Principal } from '../context.js';
 import type { ClientFrame } from '../endpoint/frames.js';
 import type { PackageStore } from './packages.js';
 import type { Rollout, RolloutEvent, RolloutManager } from './rollouts.js';
+import { putOwn } from '../own-keys.js';
 
 export type FirmwareFrame = Extract<ClientFrame, { t: 'firmware-held' | 'firmware-chunk' | 'firmware-commit' | 'rollout' | 'rollout-status' }>;
 
@@ -22,7 +23,7 @@ export interface EndpointFirmware {
 function rolloutJson(r: Rollout): Record<string, unknown> {
   const stations: Record<string, unknown> = {};
   for (const [id, s] of Object.entries(r.stations)) {
-    stations[id] = { status: s.status, at: s.at, ...(s.msgId ? { msgId: s.msgId } : {}), ...(s.securityEvents ? { securityEvents: s.securityEvents } : {}) };
+    putOwn(stations, id, { status: s.status, at: s.at, ...(s.msgId ? { msgId: s.msgId } : {}), ...(s.securityEvents ? { securityEvents: s.securityEvents } : {}) });
   }
   return { id: r.id, packageId: r.packageId, requestId: r.requestId, created: r.created, expires: r.expires, stations };
 }

@@ -8,6 +8,7 @@ import { routeAllowed, type RoutePolicy } from '../route-policy.js';
 import { isOcppProtocol, type OcppProtocol } from '../ocpp/validators.js';
 import { firmwarePath } from './http.js';
 import type { PackageStore } from './packages.js';
+import { own, putOwn } from '../own-keys.js';
 
 /**
  * Statuses a station ends a rollout in. Installed is success; the others
@@ -197,7 +198,7 @@ export class RolloutManager {
     const retrieveDateTime = new Date(now).toISOString();
     const calls: { station: string; msgId: string; body: string }[] = [];
     for (const station of targets) {
-      const set = (status: string, extra: Partial<StationProgress> = {}) => (r.stations[station] = { status, at: now, ...extra });
+      const set = (status: string, extra: Partial<StationProgress> = {}) => putOwn(r.stations, station, { status, at: now, ...extra });
       if (!inPackage.has(station)) {
         set('NotInPackage');
         continue;
@@ -227,7 +228,7 @@ export class RolloutManager {
         } catch (e) {
           if (!(e instanceof EvsealError)) throw e;
           this.#ctx.log.warn({ rollout: r.id, stationId: c.station, code: e.code }, 'firmware call not queued');
-          r.stations[c.station] = { status: 'Undeliverable', at: now };
+          putOwn(r.stations, c.station, { status: 'Undeliverable', at: now });
         }
       }),
     );
@@ -240,8 +241,8 @@ export class RolloutManager {
   firmwareStatus(station: string, status: string, requestId: number | undefined): void {
     const r = this.#find(station, requestId);
     if (!r) return;
-    const p = r.stations[station]!;
-    if (isTerminal(p.status)) return; // a rollout's verdict is final; later notifications (Idle) do not reopen it
+    const p = own(r.stations, station);
+    if (!p || isTerminal(p.status)) return; // a rollout's verdict is final; later notifications (Idle) do not reopen it
     const at = this.#ctx.now();
     p.status = status;
     p.at = at;
@@ -253,7 +254,8 @@ export class RolloutManager {
   securityEvent(station: string, type: string): void {
     const r = this.#find(station, undefined);
     if (!r) return;
-    const p = r.stations[station]!;
+    const p = own(r.stations, station);
+    if (!p) return;
     (p.securityEvents ??= []).push(type);
     p.securityEvents.splice(0, Math.max(0, p.securityEvents.length - 20));
     const at = this.#ctx.now();
@@ -269,7 +271,7 @@ export class RolloutManager {
     }
     let best: Rollout | undefined;
     for (const r of this.#rollouts.values()) {
-      const p = r.stations[station];
+      const p = own(r.stations, station);
       if (p && p.msgId !== undefined && (!best || r.created > best.created)) best = r;
     }
     return best;

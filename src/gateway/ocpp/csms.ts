@@ -4,6 +4,7 @@ import { EvsealError } from '../../core/errors.js';
 import type { GatewayContext } from '../context.js';
 import { EVSEAL_VENDOR, handleCarrier, stationPrincipal } from './carriers.js';
 import type { OcppProtocol } from './validators.js';
+import { own, putOwn } from '../own-keys.js';
 
 /**
  * The built-in CSMS: it answers the core charger → CSMS calls of OCPP 1.6,
@@ -101,19 +102,6 @@ function pruneTransactions(s: StationState): void {
   }
   const ended = Object.values(s.transactions).filter((t) => t.state === 'ended');
   for (const t of ended.slice(0, Math.max(0, ended.length - KEEP_ENDED_TRANSACTIONS))) delete s.transactions[t.id];
-}
-
-/**
- * Keys a station chooses (a 2.x transaction id is any string) are read and
- * written as own properties only: `__proto__` or `constructor` must never
- * resolve to a prototype that the handlers then write to.
- */
-function own<T>(rec: Record<string, T>, key: string): T | undefined {
-  return Object.hasOwn(rec, key) ? rec[key] : undefined;
-}
-function putOwn<T>(rec: Record<string, T>, key: string, v: T): T {
-  Object.defineProperty(rec, key, { value: v, enumerable: true, writable: true, configurable: true });
-  return v;
 }
 
 /** Records a connector's status; a connector not seen before is not recorded once the station has MAX_CONNECTORS. */
