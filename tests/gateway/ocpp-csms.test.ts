@@ -184,6 +184,8 @@ test('station-chosen keys cannot reach Object.prototype, and what a station open
     assert.deepEqual([early.transactions['__proto__']!.state, early.transactions['constructor']!.state], ['ended', 'active']);
     // 100 transactions left open (their stops lost) and 200 connectors: bounded, and charging is never refused
     for (let i = 0; i < 100; i++) assert.deepEqual(await cp.call('TransactionEvent', event(`open-${i}`)), { idTokenInfo: { status: 'Accepted' } });
+    // an integer-like id comes first in a record's key order, yet the transaction just started is not the one abandoned
+    await cp.call('TransactionEvent', event('7'));
     for (let i = 1; i <= 200; i++) await cp.call('StatusNotification', { timestamp: iso(), connectorStatus: 'Available', evseId: 1, connectorId: i });
     await cp.close();
     const s = (await gw.store.getStationState('CP-B')) as unknown as StationState;
@@ -191,6 +193,7 @@ test('station-chosen keys cannot reach Object.prototype, and what a station open
     assert.ok(all.filter((t) => t.state === 'active').length <= 64, 'open transactions bounded');
     assert.ok(all.length <= 64 + 50, 'state bounded');
     assert.equal(s.transactions['open-99']?.state, 'active', 'the newest stay open');
+    assert.equal(s.transactions['7']?.state, 'active', 'the one just started stays open');
     assert.ok(Object.keys(s.connectors).length <= 128, 'connectors bounded');
     assert.equal(s.connectors['1/1']?.status, 'Available', 'a known connector is still updated');
     assert.equal(s.transactions['constructor']?.stopReason, ABANDONED, 'the oldest open ones were ended as abandoned');

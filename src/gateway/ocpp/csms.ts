@@ -94,9 +94,11 @@ function emptyState(): StationState {
   return { connectors: {}, transactions: {}, nextTransactionId: 1, securityEvents: [] };
 }
 
-function pruneTransactions(s: StationState): void {
-  const open = Object.values(s.transactions).filter((t) => t.state === 'active');
-  for (const t of open.slice(0, Math.max(0, open.length - MAX_OPEN_TRANSACTIONS))) {
+/** `current`, the transaction just started or updated, is never the one abandoned (iteration order only approximates age). */
+function pruneTransactions(s: StationState, current?: string): void {
+  const open = Object.values(s.transactions).filter((t) => t.state === 'active' && t.id !== current);
+  const room = MAX_OPEN_TRANSACTIONS - (current !== undefined && own(s.transactions, current)?.state === 'active' ? 1 : 0);
+  for (const t of open.slice(0, Math.max(0, open.length - room))) {
     t.state = 'ended';
     t.stopReason = ABANDONED;
   }
@@ -274,7 +276,7 @@ export class Csms {
             meterStart: p.meterStart as number,
             started: p.timestamp as string,
           });
-          pruneTransactions(s);
+          pruneTransactions(s, String(id));
           return id;
         });
         return { transactionId, idTagInfo: { status: 'Accepted' } };
@@ -324,7 +326,7 @@ export class Csms {
             if (t.lastMeter !== undefined) t.meterStop = t.lastMeter;
             if (typeof info.stoppedReason === 'string') t.stopReason = info.stoppedReason;
           }
-          if (!known || t.state === 'ended') pruneTransactions(s);
+          if (!known || t.state === 'ended') pruneTransactions(s, id);
         });
         return idToken ? { idTokenInfo: { status: 'Accepted' } } : {};
       });
