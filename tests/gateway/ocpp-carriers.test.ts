@@ -228,6 +228,8 @@ test('notices about a station\'s own messages reach it as DataTransfer "notice"'
       },
     });
     const n = { type: 'dead-letter', msgId: 'abc', peer: 'prov-1', reason: 'rejected' };
+    // deliveries attach once the accepted boot is stored, just after its answer
+    await until(() => gw.router.attached('CP-1') !== undefined, 3000, 'the attachment');
     gw.router.attached('CP-1')!.notice!({ seq: 7, ...n });
     await until(() => notices.length === 1, 3000, 'the notice');
     assert.deepEqual(notices, [['notice', n]]);

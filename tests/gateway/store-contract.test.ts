@@ -64,6 +64,13 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     await s.putStationState('CP-1', { booted: true, n: 1 });
     await s.putStationState('CP-1', { booted: false });
     assert.deepEqual(await s.getStationState('CP-1'), { booted: false });
+    // writes of several stations at once (a fleet reconnecting): each resolves once stored, with the state as passed
+    // (a station's own writes are never concurrent: the CSMS applies them one after another)
+    const state = { n: 2 };
+    const writes = [s.putStationState('CP-2', state), s.putStationState('CP-3', { n: 3 })];
+    state.n = 99; // changed after the call
+    await Promise.all(writes);
+    assert.deepEqual([await s.getStationState('CP-2'), await s.getStationState('CP-3')], [{ n: 2 }, { n: 3 }]);
   });
 
   t('enqueue: strictly increasing seqs, one acceptance per (sender, msgId), audited in the same commit', async (s) => {
@@ -225,6 +232,18 @@ function contract(name: string, open: Open, skip: string | undefined): void {
 
 const sqlOpen: Open = async () => new SqliteStore(mkdtempSync(join(tmp, 'sqlite-')));
 contract('sqlite', sqlOpen, undefined);
+
+test('sqlite: a station state still being batched reads back at once, and is written at close', async () => {
+  const dir = mkdtempSync(join(tmp, 'sqlite-close-'));
+  const a = new SqliteStore(dir);
+  const pending = a.putStationState('CP-9', { booted: true });
+  assert.deepEqual(await a.getStationState('CP-9'), { booted: true });
+  await a.close();
+  await pending;
+  const b = new SqliteStore(dir);
+  assert.deepEqual(await b.getStationState('CP-9'), { booted: true });
+  await b.close();
+});
 
 const pgOpen: Open = async () => {
   const sc = freshSchema('contract');

@@ -163,12 +163,44 @@ export class SqliteStore implements GatewayStore {
   async listStations(): Promise<StationRecord[]> {
     return (this.#q.listStations.all() as StationRow[]).map(toStation);
   }
-  async putStationState(id: string, state: Record<string, unknown>): Promise<void> {
-    this.#q.putState.run(id, JSON.stringify(state));
+  /**
+   * Station states written in one turn of the event loop share one
+   * transaction, so one fsync: a fleet reconnecting (boots, connector
+   * statuses) writes them in batches, not one disk flush per call. Each
+   * write resolves once its batch is committed; the latest state of a
+   * station in a batch is the one written.
+   */
+  #stations: { rows: Map<string, string>; done: Promise<void>; commit: () => void } | undefined;
+
+  putStationState(id: string, state: Record<string, unknown>): Promise<void> {
+    const json = JSON.stringify(state); // now: the caller may change the object before the batch commits
+    if (!this.#stations) {
+      const rows = new Map<string, string>();
+      let commit!: () => void;
+      const done = new Promise<void>((resolve, reject) => {
+        commit = () => {
+          if (this.#stations?.rows !== rows) return; // committed already (at close)
+          this.#stations = undefined;
+          try {
+            this.#tx(() => {
+              for (const [k, v] of rows) this.#q.putState.run(k, v);
+            });
+            resolve();
+          } catch (e) {
+            reject(e);
+          }
+        };
+      });
+      this.#stations = { rows, done, commit };
+      setImmediate(commit);
+    }
+    this.#stations.rows.set(id, json);
+    return this.#stations.done;
   }
   async getStationState(id: string): Promise<Record<string, unknown> | undefined> {
-    const r = this.#q.getState.get(id) as { state: string } | undefined;
-    return r && (JSON.parse(r.state) as Record<string, unknown>);
+    const pending = this.#stations?.rows.get(id);
+    const text = pending ?? (this.#q.getState.get(id) as { state: string } | undefined)?.state;
+    return text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
   }
 
   async enqueue(batch: { msg: NewMessage; audit: AuditEntry }[]): Promise<{ results: EnqueueResult[]; auditIndexes: (number | undefined)[] }> {
@@ -342,6 +374,7 @@ export class SqliteStore implements GatewayStore {
 
   async close(): Promise<void> {
     if (!this.#db.open) return;
+    this.#stations?.commit();
     this.#writeHead();
     this.#db.close();
   }
