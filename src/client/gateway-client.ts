@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { b64u, fromB64u } from '../core/base64url.js';
 import { EXPORTER_LABEL, NONCE_BYTES, signChallenge } from '../core/challenge.js';
 import { EvsealError, type ErrorCode } from '../core/errors.js';
+import { MSG_ID_RE } from '../core/roles.js';
 // The wire shapes the gateway defines (docs/gateway-protocol.md, docs/audit.md).
 import type { Receipt } from '../gateway/context.js';
 import type { AuditEntry } from '../gateway/store/store.js';
@@ -23,14 +24,12 @@ export interface Delivery {
 }
 
 const DELIVERY_FORMATS: ReadonlySet<string> = new Set(['envelope', 'session', 'ocpp-result', 'ocpp-csr']);
-/** The gateway's own rule for message ids (docs/gateway-protocol.md): no path separators, no dots. */
-const MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
 
 function isDelivery(f: Frame): f is Frame & Delivery {
   const { seq, format, from, kind, id, expires, body } = f;
   const strings = typeof format === 'string' && typeof from === 'string' && typeof kind === 'string' && typeof id === 'string' && typeof body === 'string';
-  return strings && isCount(seq) && isCount(expires) && DELIVERY_FORMATS.has(format) && MSG_ID.test(id);
+  return strings && isCount(seq) && isCount(expires) && DELIVERY_FORMATS.has(format) && MSG_ID_RE.test(id);
 }
 
 export interface Notice {

@@ -34,6 +34,9 @@ export interface IdentityInfo {
 /** id: 1..64 characters from [A-Za-z0-9._:-] (ASCII only, so it is also a safe file and log token). */
 export const ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 
+/** A message id as the gateway routes it: 1..64 of [A-Za-z0-9_-] (no dots, no separators: safe as a file name). */
+export const MSG_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
 /**
  * operator: 1..64 Unicode code points, none of them a control character
  * (C0, DEL, C1), a line/paragraph separator, a lone surrogate or a

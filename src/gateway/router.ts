@@ -1,5 +1,5 @@
 import { EvsealError } from '../core/errors.js';
-import { ID_RE, isRole, type Role } from '../core/roles.js';
+import { ID_RE, MSG_ID_RE, isRole, type Role } from '../core/roles.js';
 import { isKind } from '../core/role-policy.js';
 import { auditFor, type AuditEntry, type GatewayStore, type QueuedMessage, type TreeHead } from './store/store.js';
 import type { DeliverySink, Principal, Receipt, Router, Submission } from './context.js';
@@ -75,8 +75,6 @@ interface Attached {
   /** notice sends, one after another, so none goes out twice on one connection */
   noticing: Promise<void>;
 }
-
-const MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
  * Store-and-forward routing. Submissions that arrive in the same tick are
@@ -156,7 +154,7 @@ export class MailRouter implements Router {
     };
     if (!ID_RE.test(s.to)) bad('recipient id is not valid');
     if (!isKind(s.kind)) bad('kind is not valid');
-    if (!MSG_ID.test(s.msgId)) bad('message id is not valid');
+    if (!MSG_ID_RE.test(s.msgId)) bad('message id is not valid');
     if (typeof s.body !== 'string' || s.body.length === 0) bad('body is empty');
     if (s.body.length > this.#limits.maxBodyChars) throw new EvsealError('ERR_LIMIT', `body exceeds ${this.#limits.maxBodyChars} characters`);
     if (!Number.isSafeInteger(s.expires)) bad('expiry is not valid');
@@ -195,7 +193,7 @@ export class MailRouter implements Router {
       if (!routeAllowed(this.#policy, from.role, s.kind, toRole, s.format)) {
         throw new EvsealError('ERR_POLICY_DENIED', `route policy forbids ${s.kind} from ${from.role} to ${toRole}`);
       }
-      let depth = await this.#depthOf(s.to);
+      let depth = this.#depth.get(s.to) ?? (await this.#depthOf(s.to));
       while (depth >= this.#limits.maxQueuePerRecipient && (this.#uncommitted.get(s.to) ?? 0) > 0) {
         await this.#nextFlushEnd();
         if (this.#closed) throw new EvsealError('ERR_STATE', 'gateway is shutting down');

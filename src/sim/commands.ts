@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { b64u } from '../core/base64url.js';
 import { EvsealError, type SecurityReason } from '../core/errors.js';
-import { ID_RE } from '../core/roles.js';
+import { ID_RE, MSG_ID_RE } from '../core/roles.js';
 import { parseSessionInit } from '../core/session/handshake.js';
 import type { Endpoint } from '../keystore/endpoint.js';
 import { securityLog } from '../keystore/security-log.js';
@@ -93,7 +93,6 @@ interface JournalEntry {
 
 const STATE = 'sim/state.json';
 const JOURNAL = 'sim/commands.json';
-const MSG_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const READ_ONLY = new Set(['ChargePointVendor', 'ChargePointModel', 'FirmwareVersion', 'NumberOfConnectors']);
 const INTEGER_KEYS = new Set(['HeartbeatInterval', 'MeterValueSampleInterval', 'ConnectionTimeOut', 'ResetRetries']);
 const BOOLEAN_KEYS = new Set(['LocalAuthorizeOffline', 'AuthorizeRemoteTxRequests', 'UnlockConnectorOnEVSideDisconnect']);
