@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { b64u } from '../src/core/base64url.js';
 import { loadX509, x509Crypto } from '../src/core/x509/provider.js';
 import { hashPassword } from '../src/gateway/ocpp/auth.js';
+import { DEFAULT_LIMITS } from '../src/gateway/server.js';
 import { SqliteStore } from '../src/gateway/store/sqlite.js';
 import { initCaDir } from '../src/keystore/ca-dir.js';
 import type { IdsConfig } from './gateway-ids.js';
@@ -394,6 +395,8 @@ interface IdleRun {
   authSample?: { cheapPerSec: number; defaultPerSec: number; cheapN: number; defaultScrypt: [number, number, number] };
 }
 
+const LOGINS_AT_ONCE = DEFAULT_LIMITS.maxPendingLogins;
+
 async function ocppLoad(url: string, o: Partial<Extract<LoadConfig, { mode: 'ocpp' }>> & { from: number; count: number }): Promise<Child> {
   const cfg: LoadConfig = {
     mode: 'ocpp',
@@ -401,7 +404,8 @@ async function ocppLoad(url: string, o: Partial<Extract<LoadConfig, { mode: 'ocp
     prefix: 'cs-',
     password: PASSWORD,
     rate: 2000,
-    concurrency: 100,
+    // Connection attempts in progress stay within the logins the gateway checks at once (more get 503).
+    concurrency: LOGINS_AT_ONCE,
     boot: true,
     hbMinS: 0,
     hbMaxS: 0,
@@ -480,7 +484,7 @@ async function idleRun(kind: 'evseal' | 'ws', tls: boolean): Promise<IdleRun> {
     if (kind === 'evseal' && !tls && AUTH_SAMPLE > 0) {
       // Password cost: connection rate with the bench's cheap hashes against the gateway's default.
       const rate = async (prefix: string, from: number, password: string) => {
-        const l = await ocppLoad(url, { prefix, from, count: AUTH_SAMPLE, password, boot: false, concurrency: AUTH_SAMPLE, rate: 100_000 });
+        const l = await ocppLoad(url, { prefix, from, count: AUTH_SAMPLE, password, boot: false, concurrency: Math.min(AUTH_SAMPLE, LOGINS_AT_ONCE), rate: 100_000 });
         loads.push(l);
         await ramped([l], [AUTH_SAMPLE], 120_000, `auth sample ${prefix}`);
         const [r] = await finishLoads([l]);
@@ -538,7 +542,7 @@ if (CONNS > 0) {
     let from = 0;
     const t0 = Date.now();
     for (const count of shares) {
-      loads.push(await ocppLoad(url, { from, count, rate: RAMP_RATE / procs, concurrency: Math.ceil(200 / procs), hbMinS: HB_MIN_S, hbMaxS: HB_MAX_S }));
+      loads.push(await ocppLoad(url, { from, count, rate: RAMP_RATE / procs, concurrency: Math.floor(LOGINS_AT_ONCE / procs), hbMinS: HB_MIN_S, hbMaxS: HB_MAX_S }));
       from += count;
     }
     log(`hold: ${CONNS} chargers from ${procs} processes, at most ${RAMP_RATE} attempts/s, heartbeats every ${HB_MIN_S}–${HB_MAX_S} s`);

@@ -4,6 +4,7 @@ import { EvsealError, VerificationFailure } from '../core/errors.js';
 import { prekeyFromJSON, prekeyToJSON, verifyPrekey } from '../core/prekey.js';
 import type { Role } from '../core/roles.js';
 import type { GatewayStore } from './store/store.js';
+import { TokenBuckets } from './token-buckets.js';
 import type { GatewayTrust } from './trust.js';
 
 /** One-time prekeys held per identity at most (and accepted in one publication). */
@@ -21,10 +22,25 @@ export class Directory {
   readonly #trust: GatewayTrust;
   readonly #now: () => number;
 
-  constructor(store: GatewayStore, trust: GatewayTrust, now: () => number) {
+  /** One-time prekeys claimed per (claimer, owner): a burst, refilled per minute. */
+  readonly #claims: TokenBuckets;
+
+  constructor(store: GatewayStore, trust: GatewayTrust, now: () => number, claims: { burst: number; perMinute: number }) {
     this.#store = store;
     this.#trust = trust;
     this.#now = now;
+    this.#claims = new TokenBuckets({ ...claims, now });
+  }
+
+  /**
+   * Hands out one of `owner`'s one-time prekeys to `claimer`, each at most
+   * once. A claimer past its quota for this owner gets none (undefined, as
+   * when the owner has none left): its session then runs without one, which
+   * X3DH allows, and no single identity can drain an owner's prekeys.
+   */
+  async claimOneTimePrekey(claimer: string, owner: string): Promise<{ json: string | undefined; limited: boolean }> {
+    if (this.#claims.take(`${claimer}\n${owner}`) > 0) return { json: undefined, limited: true };
+    return { json: await this.#store.claimOneTimePrekey(owner), limited: false };
   }
 
   /** A bundle verified under the gateway's trust policy and CRLs now, or ERR_BUNDLE_REJECTED with `refusal`. */

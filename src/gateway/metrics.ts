@@ -18,6 +18,7 @@ export function createMetrics() {
     deadLettered: new Counter({ name: 'evseal_messages_dead_lettered_total', help: 'messages moved to the dead-letter store', registers: [registry] }),
     refused: new Counter({ name: 'evseal_messages_refused_total', help: 'submissions refused, by error code', labelNames: ['code'], registers: [registry] }),
     ocppCalls: new Counter({ name: 'evseal_ocpp_calls_total', help: 'OCPP calls handled, by protocol and action', labelNames: ['protocol', 'action'], registers: [registry] }),
+    prekeyClaims: new Counter({ name: 'evseal_prekey_claims_total', help: 'one-time prekey claims, by outcome (claimed, none left, limited: over the per-claimer quota)', labelNames: ['outcome'], registers: [registry] }),
     badMessages: new Counter({ name: 'evseal_bad_messages_total', help: 'malformed or oversized frames', labelNames: ['kind'], registers: [registry] }),
     acceptLatency: new Histogram({
       name: 'evseal_accept_latency_seconds',

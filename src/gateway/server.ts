@@ -13,7 +13,7 @@ import { loadOrCreateGatewayKey } from './identity.js';
 import { createMetrics } from './metrics.js';
 import { createOcppService } from './ocpp/service.js';
 import { defaultRoutePolicy } from './route-policy.js';
-import { MailRouter, type RouterBus, type RouterLimits } from './router.js';
+import { DEFAULT_ROUTER_LIMITS, MailRouter, type RouterBus, type RouterLimits } from './router.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { GatewayStore } from './store/store.js';
 import { GatewayTrust } from './trust.js';
@@ -28,18 +28,39 @@ export interface GatewayLimits extends RouterLimits {
   maxFrameBytes: number;
   /** malformed frames tolerated per connection before it is closed */
   maxBadMessages: number;
-  /** frames per second per connection (token bucket) */
+  /** frames per second per endpoint connection (token bucket) */
   framesPerSecond: number;
+  /** OCPP CALLs per second per station connection (token bucket, one second's burst) */
+  stationCallsPerSecond: number;
   /** deliveries in flight per connection */
   window: number;
+  /** failed station logins one source address may make in a burst (then 429 until refilled) */
+  loginFailureBurst: number;
+  /** failed station logins per minute a source address is refilled with */
+  loginFailuresPerMinute: number;
+  /** station logins (password checks) in progress at once; more get 503 */
+  maxPendingLogins: number;
+  /** one-time prekeys one identity may claim of another in a burst (then none until refilled) */
+  prekeyClaimBurst: number;
+  /** one-time prekey claims per minute each (claimer, owner) pair is refilled with */
+  prekeyClaimsPerMinute: number;
 }
 
 export const DEFAULT_LIMITS: Omit<GatewayLimits, keyof RouterLimits> = {
   maxFrameBytes: 1024 * 1024 + 4096,
   maxBadMessages: 10,
   framesPerSecond: 2000,
+  stationCallsPerSecond: 50,
   window: 256,
+  loginFailureBurst: 10,
+  loginFailuresPerMinute: 6,
+  maxPendingLogins: 64,
+  prekeyClaimBurst: 10,
+  prekeyClaimsPerMinute: 1,
 };
+
+/** Every limit `limits` may set. */
+export const LIMIT_NAMES: readonly string[] = [...Object.keys(DEFAULT_ROUTER_LIMITS), ...Object.keys(DEFAULT_LIMITS)];
 
 export interface GatewayOptions {
   host?: string;
@@ -112,7 +133,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     return r;
   };
   const router = new MailRouter({ store, audit, metrics, log, policy: defaultRoutePolicy(o.rolePolicy), limits: o.limits, now, roleOf, bus: o.bus });
-  const directory = new Directory(store, trust, now);
+  const directory = new Directory(store, trust, now, { burst: limits.prekeyClaimBurst, perMinute: limits.prekeyClaimsPerMinute });
   const ctx: GatewayContext = { store, log, metrics, router, directory, now };
   // Firmware packages under DATA/firmware, served over HTTP(S) to stations; rollouts go out as OCPP calls.
   const packages = new PackageStore({ dataDir: o.dataDir });
@@ -136,8 +157,9 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     caService: o.caService,
     maxFrameBytes: limits.maxFrameBytes,
     maxBadMessages: limits.maxBadMessages,
-    callsPerSecond: limits.framesPerSecond,
+    callsPerSecond: limits.stationCallsPerSecond,
     tls: o.tls !== undefined,
+    logins: { failureBurst: limits.loginFailureBurst, failuresPerMinute: limits.loginFailuresPerMinute, maxPending: limits.maxPendingLogins },
   });
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {

@@ -33,7 +33,8 @@ const eps: Record<string, Endpoint> = {};
 async function start(extra: Partial<Parameters<typeof startGateway>[0]> = {}): Promise<RunningGateway> {
   logFile = w.path('gateway.log');
   const log = pino({ base: { component: 'evseal-gateway' } }, pino.destination({ dest: logFile, sync: true, append: true }));
-  return startGateway({ port: 0, dataDir: w.path('data'), trust: w.trust(ca), crlFiles: [crl], log, ...extra });
+  // Tests here claim whole one-time prekey stocks with one client; the per-claimer quota has its own test (session-otk).
+  return startGateway({ port: 0, dataDir: w.path('data'), trust: w.trust(ca), crlFiles: [crl], log, ...extra, limits: { prekeyClaimBurst: 1000, ...extra.limits } });
 }
 
 async function client(name: string, onMessage?: (d: Delivery) => void): Promise<GatewayClient> {

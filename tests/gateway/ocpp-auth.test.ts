@@ -5,10 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ocpp from 'ocpp-rpc';
+import WebSocket from 'ws';
 import { basicAuthPassword, hashPassword, verifyPassword } from '../../src/gateway/ocpp/auth.js';
 import { stationIdFromUrl } from '../../src/gateway/ocpp/service.js';
 import { startGateway } from './helpers/ocpp-gateway.js';
-import { PASSWORD, ocppClient } from './helpers/ocpp-clients.js';
+import { PASSWORD, basicAuth, ocppClient } from './helpers/ocpp-clients.js';
 import { fingerprintOf, tlsCa } from './helpers/ocpp-tls.js';
 
 const httpStatus = (e: unknown) => (e as { code?: number }).code;
@@ -62,6 +63,44 @@ test('profile 1: a wrong password, an unknown station and a missing password are
     assert.match(log, /"reason":"bad-password"/);
     assert.ok(!log.includes(wrong) && !log.includes(PASSWORD), 'no password in the log');
     assert.ok(!log.includes(Buffer.from(`CP-1:${wrong}`).toString('base64')), 'no Authorization header in the log');
+  } finally {
+    await gw.close();
+  }
+});
+
+/** The HTTP status and Retry-After of an upgrade to /ocpp/<id> with this password (101 when it opens). */
+async function upgradeStatus(url: string, id: string, password: string): Promise<{ status: number; retryAfter?: string }> {
+  const ws = new WebSocket(`${url}/${id}`, ['ocpp1.6'], { headers: { authorization: basicAuth(id, password) } });
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => {
+      ws.close();
+      resolve({ status: 101 });
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode ?? 0, ...(res.headers['retry-after'] ? { retryAfter: String(res.headers['retry-after']) } : {}) });
+      res.resume();
+      ws.terminate();
+    });
+    ws.once('error', (e) => (ws.readyState === ws.CLOSED ? undefined : reject(e)));
+  });
+}
+
+test('failed logins are throttled per source: after the burst, 429 with Retry-After and no password check, also for the right password; refilled, it is served', async () => {
+  const gw = await startGateway({ logins: { failureBurst: 3, failuresPerMinute: 60, maxPending: 64 } });
+  try {
+    await gw.addStation('CP-1', { password: PASSWORD });
+    // Three wrong guesses at once: all are checked (the burst), none is served.
+    const wrong = await Promise.all([1, 2, 3].map((i) => upgradeStatus(gw.url, 'CP-1', `wrong guess number ${i}`)));
+    assert.deepEqual(wrong.map((r) => r.status), [401, 401, 401]);
+    // Now this source is out of budget: refused before any password check, whatever the password.
+    assert.deepEqual(await upgradeStatus(gw.url, 'CP-1', PASSWORD), { status: 429, retryAfter: '1' });
+    assert.deepEqual(await upgradeStatus(gw.url, 'CP-404', 'anything'), { status: 429, retryAfter: '1' });
+    assert.equal(await gw.counter('connectionsRefused', { kind: 'station', reason: 'bad-password' }), 3);
+    assert.equal(await gw.counter('connectionsRefused', { kind: 'station', reason: 'throttled' }), 2);
+    assert.equal(await gw.counter('connectionsRefused', { kind: 'station', reason: 'unknown-station' }), 0, 'the unknown id was not even looked up');
+    // One failure per second comes back: after Retry-After the right password is served.
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.deepEqual(await upgradeStatus(gw.url, 'CP-1', PASSWORD), { status: 101 });
   } finally {
     await gw.close();
   }

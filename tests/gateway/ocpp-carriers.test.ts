@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { inspectEnvelope } from '../../src/core/envelope.js';
 import type { Endpoint } from '../../src/keystore/endpoint.js';
+import type { TrustPolicy } from '../../src/core/x509/index.js';
 import type { OcppProtocol } from '../../src/gateway/ocpp/validators.js';
 import { World } from '../helpers/world.js';
 import { startGateway, until, type TestGateway } from './helpers/ocpp-gateway.js';
@@ -20,11 +21,12 @@ let charger: Endpoint;
 let prov: Endpoint;
 let provBundle = '';
 let chargerBundle = '';
+let trust: TrustPolicy;
 const SECRET = 'wifi-password: hunter2-hunter2';
 
 before(async () => {
   const ca = await w.ca('op-ca');
-  const trust = w.trust(ca);
+  trust = w.trust(ca);
   const cpDir = await w.identity(ca, 'charger', 'CP-1');
   const provDir = await w.identity(ca, 'provisioning', 'prov-1');
   charger = w.endpoint(cpDir, trust, [], { revocationCheck: false });
@@ -132,7 +134,7 @@ test('gateway → charger: a timeout is a failed attempt; a lost connection is n
 
 for (const protocol of ['ocpp1.6', 'ocpp2.1'] as const) {
   test(`charger → gateway (${protocol}): envelope, get-bundle and claim-prekey carriers`, async () => {
-    const gw = await startGateway();
+    const gw = await startGateway({ trust });
     try {
       await gw.addStation('CP-1', { password: PASSWORD });
       await gw.store.putBundle('prov-1', 'provisioning', provBundle, Date.now());

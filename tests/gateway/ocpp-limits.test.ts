@@ -1,13 +1,18 @@
 // Malformed and oversized frames never crash the gateway: each is answered
 // with an OCPP-J CALLERROR or a close, and the gateway keeps serving other
 // stations. Covers the frame size limit, garbage, schema violations, the
-// bad-message limit and the per-connection rate limit, in built-in mode.
+// bad-message limit and the per-connection rate limit, in built-in mode
+// (and the rate limit's setting on the real gateway).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { startGateway, type TestGateway } from './helpers/ocpp-gateway.js';
 import { PASSWORD, closed, frames, ocppClient, rawClient } from './helpers/ocpp-clients.js';
 import { until } from './helpers/ocpp-gateway.js';
+import { pino } from 'pino';
+import { World } from '../helpers/world.js';
+import { startGateway as startRealGateway } from '../../src/gateway/server.js';
+import { addStation } from '../../src/gateway/stations.js';
 
 async function stillServes(gw: TestGateway): Promise<void> {
   const c = ocppClient(gw, 'CP-OK', 'ocpp1.6');
@@ -136,4 +141,26 @@ test('garbage upgrade requests and sockets that vanish mid-handshake do not dist
     assert.equal(gw.service.connections(), 0);
     await stillServes(gw);
   });
+});
+
+test('the gateway limits a station by stationCallsPerSecond, not by the endpoints\' framesPerSecond', async () => {
+  const w = new World();
+  try {
+    const ca = await w.ca('ca-rate');
+    const gw = await startRealGateway({ port: 0, dataDir: w.path('data'), trust: w.trust(ca), revocationCheck: false, log: pino({ level: 'silent' }), limits: { stationCallsPerSecond: 2, framesPerSecond: 1_000_000 } });
+    try {
+      await addStation(gw.store, { id: 'CP-R', password: PASSWORD }, Date.now());
+      const ws = await rawClient(`${gw.url}/ocpp`, 'CP-R', ['ocpp2.0.1']);
+      const got = frames(ws);
+      for (let i = 0; i < 4; i++) ws.send(JSON.stringify([2, `h${i}`, 'Heartbeat', {}]));
+      await until(() => got.length === 4, 3000, 'four answers');
+      const types = got.map((f) => (JSON.parse(f.data.toString()) as unknown[])[0]).sort();
+      assert.deepEqual(types, [3, 3, 4, 4], 'a burst of two calls, then CALLERRORs');
+      ws.close();
+    } finally {
+      await gw.close();
+    }
+  } finally {
+    w.cleanup();
+  }
 });

@@ -39,7 +39,8 @@ test('one-time prekeys claimed from the gateway directory start a session that r
   rotatePrekeys(cpDir, Math.floor(Date.now() / 1000), { passphrase: PASSPHRASE });
   const cp = w.endpoint(cpDir, w.trust(ca), [crl]);
   const tool = w.endpoint(toolDir, w.trust(ca), [crl]);
-  const gw = await startGateway({ port: 0, dataDir: w.path('data'), trust: w.trust(ca), crlFiles: [crl], log: pino({ level: 'silent' }) });
+  // This test claims the whole stock with one tool: the per-claimer quota (tested below) is raised.
+  const gw = await startGateway({ port: 0, dataDir: w.path('data'), trust: w.trust(ca), crlFiles: [crl], log: pino({ level: 'silent' }), limits: { prekeyClaimBurst: 1000 } });
   const connect = (ep: typeof cp, dir: string, inbox?: Delivery[]) =>
     GatewayClient.connect(gw.url, { chain: ep.id.chain, privateKey: ep.id.privateKey, onMessage: inbox && ((d) => inbox.push(d)) }).then(async (c) => {
       await c.publishBundle(w.bundle(dir));
@@ -85,6 +86,40 @@ test('one-time prekeys claimed from the gateway directory start a session that r
     assert.equal(await t.claimPrekey('CP-s'), undefined);
     await c2.close();
     await t.close();
+  } finally {
+    await gw.close();
+  }
+});
+
+test('one claimer cannot drain an identity\'s one-time prekeys: past its quota it gets none, others still do', async () => {
+  const ca = await w.ca('ca-quota');
+  const crl = join(ca, 'crl.pem');
+  const cpDir = await w.identity(ca, 'charger', 'CP-q');
+  const toolDir = await w.identity(ca, 'service-tool', 'tool-q');
+  const tool2Dir = await w.identity(ca, 'service-tool', 'tool-q2');
+  const gw = await startGateway({ port: 0, dataDir: w.path('data-quota'), trust: w.trust(ca), crlFiles: [crl], log: pino({ level: 'silent' }), limits: { prekeyClaimBurst: 3, prekeyClaimsPerMinute: 1 } });
+  const connect = (dir: string) => {
+    const ep = w.endpoint(dir, w.trust(ca), [crl]);
+    return GatewayClient.connect(gw.url, { chain: ep.id.chain, privateKey: ep.id.privateKey });
+  };
+  try {
+    const cp = await connect(cpDir);
+    await cp.publishBundle(w.bundle(cpDir));
+    const published = readPublicOneTime(cpDir);
+    assert.ok(published.length > 5);
+    await cp.publishPrekeys(published.map(prekeyToJSON));
+    const tool = await connect(toolDir);
+    const tool2 = await connect(tool2Dir);
+    const kid = (o: unknown) => (o as { kid: string }).kid;
+    const first = await Promise.all([1, 2, 3].map(() => tool.claimPrekey('CP-q')));
+    assert.equal(new Set(first.map(kid)).size, 3);
+    assert.equal(await tool.claimPrekey('CP-q'), undefined, 'over the quota: none');
+    assert.ok(kid(await tool2.claimPrekey('CP-q')), 'another claimer has its own quota');
+    assert.equal(await gw.store.countOneTimePrekeys('CP-q'), published.length - 4, 'the refused claim took none');
+    const metrics = await (await fetch(gw.url.replace(/^ws/, 'http') + '/metrics')).text();
+    assert.match(metrics, /evseal_prekey_claims_total\{outcome="limited"\} 1\n/);
+    assert.match(metrics, /evseal_prekey_claims_total\{outcome="claimed"\} 4\n/);
+    await Promise.all([cp.close(), tool.close(), tool2.close()]);
   } finally {
     await gw.close();
   }

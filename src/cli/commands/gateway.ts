@@ -38,6 +38,7 @@ function readConfig(path: string | undefined): ConfigFile {
   for (const k of Object.keys(v)) if (!known.has(k)) throw new EvsealError('ERR_INVALID_INPUT', `config ${path}: unknown key ${k}`);
   const c = v as ConfigFile;
   if (c.limits !== undefined) {
+    if (typeof c.limits !== 'object' || c.limits === null || Array.isArray(c.limits)) throw new EvsealError('ERR_INVALID_INPUT', `config ${path}: limits must be a JSON object`);
     for (const [k, n] of Object.entries(c.limits)) {
       if (!Number.isSafeInteger(n) || (n as number) <= 0) throw new EvsealError('ERR_INVALID_INPUT', `config ${path}: limits.${k} must be a positive integer`);
     }
@@ -72,7 +73,11 @@ export function registerGateway(program: Command): void {
       const fwBase = o.firmwareBaseUrl === undefined ? undefined : firmwareBaseUrl(o.firmwareBaseUrl);
       const rolePolicyPath: string | undefined = cfg.rolePolicy;
       // Loaded here so other commands do not pay for the OCPP stack's schemas at start.
-      const { startGateway } = await import('../../gateway/server.js');
+      const { startGateway, LIMIT_NAMES } = await import('../../gateway/server.js');
+      // A misspelt limit would silently keep its default.
+      for (const k of Object.keys(cfg.limits ?? {})) {
+        if (!LIMIT_NAMES.includes(k)) throw new EvsealError('ERR_INVALID_INPUT', `config ${o.config}: unknown limit ${k} (known: ${LIMIT_NAMES.join(', ')})`);
+      }
       if (o.bus !== undefined && o.store === undefined) throw new EvsealError('ERR_USAGE', '--bus needs --store: the nodes on one bus share one PostgreSQL store');
       const cluster = o.store === undefined ? undefined : await import('../../gateway/cluster/node.js');
       const shared = cluster ? await cluster.openClusterParts({ store: o.store, bus: o.bus, stream: o.busStream, prefix: o.busPrefix, dataDir: o.data, id: o.id ?? cfg.id }) : undefined;

@@ -237,7 +237,8 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
         return;
       }
       case 'claim-prekey': {
-        const json = await ctx.store.claimOneTimePrekey(f.id);
+        const { json, limited } = await directory.claimOneTimePrekey(c.identity.id, f.id);
+        ctx.metrics.prekeyClaims.inc({ outcome: limited ? 'limited' : json === undefined ? 'none' : 'claimed' });
         send(ws, { t: 'prekey', ref: f.ref, prekey: json === undefined ? null : (JSON.parse(json) as unknown) });
         return;
       }

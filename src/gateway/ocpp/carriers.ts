@@ -61,8 +61,10 @@ export async function handleCarrier(ctx: GatewayContext, stationId: string, mess
         return { status: 'Accepted', data: JSON.stringify({ count }) };
       }
       case 'claim-prekey': {
-        const prekey = await ctx.store.claimOneTimePrekey(textArg(data));
-        return prekey === undefined ? rejected('ERR_NOT_FOUND') : { status: 'Accepted', data: prekey };
+        if (!ctx.directory) return { status: 'UnknownMessageId' };
+        const { json, limited } = await ctx.directory.claimOneTimePrekey(stationId, textArg(data));
+        ctx.metrics.prekeyClaims.inc({ outcome: limited ? 'limited' : json === undefined ? 'none' : 'claimed' });
+        return json === undefined ? rejected('ERR_NOT_FOUND') : { status: 'Accepted', data: json };
       }
       default:
         return { status: 'UnknownMessageId' };

@@ -2,13 +2,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import ocpp from 'ocpp-rpc';
 import type { GatewayContext } from '../context.js';
-import { STATION_ID, authenticateStation, type Refusal } from './auth.js';
+import { STATION_ID, authenticateStation, type AuthResult, type Refusal } from './auth.js';
 import { Csms, type Handler } from './csms.js';
 import { stationSink } from './delivery.js';
 import { routeSealedFields } from './sealed-fields.js';
 import { EvsealError } from '../../core/errors.js';
 import { actionLabel } from './frames.js';
 import { ConnectionGuard } from './limits.js';
+import { LoginGuard } from './login-guard.js';
 import { createProxy, type OpenedStation } from './proxy.js';
 import { OCPP_PROTOCOLS, isOcppProtocol, ocppValidators, type OcppProtocol } from './validators.js';
 
@@ -29,6 +30,8 @@ export interface OcppServiceOptions {
   callTimeoutMs?: number;
   /** Heartbeat interval the built-in CSMS gives in BootNotification, default 300 s. */
   heartbeatIntervalSec?: number;
+  /** Failed logins per source address (login-guard.ts): the burst, its refill per minute, and logins checked at once overall. */
+  logins: { failureBurst: number; failuresPerMinute: number; maxPending: number };
 }
 
 export interface OcppService {
@@ -52,13 +55,14 @@ interface ServerClient {
   once(event: string, fn: () => void): void;
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
 
 /** Answers an upgrade request with a plain HTTP error and drops the socket. */
-function refuseUpgrade(socket: Duplex, status: number): void {
+function refuseUpgrade(socket: Duplex, status: number, retryAfterSec?: number): void {
   if (socket.writable && status > 0) {
     const text = STATUS_TEXT[status] ?? 'Error';
-    socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+    const retry = retryAfterSec === undefined ? '' : `Retry-After: ${retryAfterSec}\r\n`;
+    socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${retry}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
   }
   socket.destroy();
 }
@@ -131,11 +135,16 @@ export function createOcppService(ctx: GatewayContext, o: OcppServiceOptions): O
     };
   }
 
-  function refuse(req: IncomingMessage, socket: Duplex, status: number, reason: Refusal | 'subprotocol' | 'upstream' | 'closing' | 'internal', stationId?: string): void {
+  type Reason = Refusal | 'subprotocol' | 'upstream' | 'closing' | 'internal' | 'throttled' | 'busy';
+  function refuse(req: IncomingMessage, socket: Duplex, status: number, reason: Reason, stationId?: string, retryAfterSec?: number): void {
     ctx.metrics.connectionsRefused.inc({ kind: 'station', reason });
-    log.warn({ stationId, reason, remote: req.socket.remoteAddress }, 'station connection refused');
-    refuseUpgrade(socket, status);
+    // A throttled flood would flood the log too: its refusals are counted, and logged at debug.
+    const level = reason === 'throttled' || reason === 'busy' ? 'debug' : 'warn';
+    log[level]({ stationId, reason, remote: req.socket.remoteAddress }, 'station connection refused');
+    refuseUpgrade(socket, status, retryAfterSec);
   }
+
+  const logins = new LoginGuard(o.logins);
 
   // ---- built-in CSMS
 
@@ -244,7 +253,16 @@ export function createOcppService(ctx: GatewayContext, o: OcppServiceOptions): O
     if (closing) return refuse(req, socket, 503, 'closing', stationId);
     const offered = offeredProtocols(req.headers['sec-websocket-protocol']);
     if (!offered.some(isOcppProtocol)) return refuse(req, socket, 400, 'subprotocol', stationId);
-    const a = await authenticateStation(ctx.store, stationId, req, o.tls);
+    const gate = logins.admit(req.socket.remoteAddress);
+    if (!gate.ok) return refuse(req, socket, gate.status, gate.status === 429 ? 'throttled' : 'busy', stationId, gate.retryAfterSec);
+    let a: AuthResult;
+    try {
+      a = await authenticateStation(ctx.store, stationId, req, o.tls);
+    } catch (e) {
+      gate.done(false); // a store failure is not a failed login
+      throw e;
+    }
+    gate.done(!a.ok);
     if (!a.ok) return refuse(req, socket, a.reason === 'bad-request' ? 400 : 401, a.reason, stationId);
     if (socket.destroyed) return;
     log.debug({ stationId, profile: a.profile }, 'station authenticated');

@@ -9,11 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { createMetrics, type Metrics } from '../../../src/gateway/metrics.js';
+import { DEFAULT_LIMITS } from '../../../src/gateway/server.js';
 import { createOcppService, type OcppService, type OcppServiceOptions } from '../../../src/gateway/ocpp/service.js';
 import { hashPassword } from '../../../src/gateway/ocpp/auth.js';
 import { SqliteStore } from '../../../src/gateway/store/sqlite.js';
 import type { GatewayContext } from '../../../src/gateway/context.js';
+import { Directory } from '../../../src/gateway/directory.js';
+import { GatewayTrust } from '../../../src/gateway/trust.js';
 import { TestRouter } from './ocpp-router.js';
+import type { TrustPolicy } from '../../../src/core/x509/index.js';
 
 export interface TestGateway {
   /** ws(s)://127.0.0.1:port/ocpp — RPCClient appends /<identity> */
@@ -31,7 +35,7 @@ export interface TestGateway {
 }
 
 export async function startGateway(
-  o: Partial<OcppServiceOptions> & { tlsServer?: { key: string; cert: string; ca: string }; dataDir?: string } = {},
+  o: Partial<OcppServiceOptions> & { tlsServer?: { key: string; cert: string; ca: string }; dataDir?: string; trust?: TrustPolicy } = {},
 ): Promise<TestGateway> {
   const dir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'evseal-ocpp-'));
   const store = new SqliteStore(dir);
@@ -39,14 +43,20 @@ export async function startGateway(
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(s) });
   const metrics = createMetrics();
   const router = new TestRouter(store);
-  const ctx: GatewayContext = { store, log, metrics, router, now: Date.now };
-  const { tlsServer, dataDir, ...opts } = o;
+  const { tlsServer, dataDir, trust, ...opts } = o;
+  // With a trust policy, the directory carriers (publish-bundle, publish-prekeys, claim-prekey) are served.
+  const directory =
+    trust === undefined
+      ? undefined
+      : new Directory(store, new GatewayTrust({ policy: trust, revocationCheck: false, store, log }), Date.now, { burst: DEFAULT_LIMITS.prekeyClaimBurst, perMinute: DEFAULT_LIMITS.prekeyClaimsPerMinute });
+  const ctx: GatewayContext = { store, log, metrics, router, ...(directory ? { directory } : {}), now: Date.now };
   const service = createOcppService(ctx, {
     maxFrameBytes: 64 * 1024,
     maxBadMessages: 3,
     callsPerSecond: 50,
     tls: tlsServer !== undefined,
     callTimeoutMs: 2000,
+    logins: { failureBurst: DEFAULT_LIMITS.loginFailureBurst, failuresPerMinute: DEFAULT_LIMITS.loginFailuresPerMinute, maxPending: DEFAULT_LIMITS.maxPendingLogins },
     ...opts,
   });
   const server: Server = tlsServer

@@ -1,0 +1,82 @@
+import { isIPv6 } from 'node:net';
+import { TokenBuckets } from '../token-buckets.js';
+
+/**
+ * Throttles failed station logins. A password check is scrypt (16 MiB, tens
+ * of milliseconds on libuv's small thread pool), so a flood of wrong
+ * passwords would both guess and starve the stations that log in correctly.
+ *
+ * - Per source: each address (IPv6: its /64) has a budget of `failureBurst`
+ *   failed logins, refilled at `failuresPerMinute`. A login in progress holds
+ *   one unit and gives it back if it succeeds, so concurrent attempts from
+ *   one source are bounded too. An exhausted source is refused with 429 and
+ *   Retry-After, before any password is checked.
+ * - Overall: at most `maxPending` logins are checked at once; beyond that,
+ *   503 with Retry-After: 1.
+ *
+ * The key is the TCP peer address: behind a proxy or a carrier NAT every
+ * station shares it, so the budget is per operator setting (docs/operations.md).
+ */
+export interface LoginGuardOptions {
+  failuresPerMinute: number;
+  failureBurst: number;
+  maxPending: number;
+  /** milliseconds clock (tests) */
+  now?: () => number;
+  /** sources remembered at most; the oldest go first */
+  maxTracked?: number;
+}
+
+export type Admission = { ok: true; done(failed: boolean): void } | { ok: false; status: 429 | 503; retryAfterSec: number };
+
+/** The throttling key of a peer address: IPv4 as is (also when IPv4-mapped), IPv6 by its /64 prefix. */
+export function sourceKey(address: string | undefined): string {
+  if (address === undefined) return '?';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!isIPv6(address)) return address;
+  const [head = '', tail = ''] = address.toLowerCase().split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === '' ? [] : tail.split(':');
+  const groups = address.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+export class LoginGuard {
+  readonly #failures: TokenBuckets;
+  readonly #maxPending: number;
+  #pending = 0;
+
+  constructor(o: LoginGuardOptions) {
+    this.#failures = new TokenBuckets({ burst: o.failureBurst, perMinute: o.failuresPerMinute, ...(o.maxTracked !== undefined ? { maxKeys: o.maxTracked } : {}), ...(o.now ? { now: o.now } : {}) });
+    this.#maxPending = o.maxPending;
+  }
+
+  /** Logins being checked now. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Sources currently holding less than a full budget. */
+  get tracked(): number {
+    return this.#failures.size;
+  }
+
+  admit(address: string | undefined): Admission {
+    const key = sourceKey(address);
+    if (this.#pending >= this.#maxPending) return { ok: false, status: 503, retryAfterSec: 1 };
+    const wait = this.#failures.take(key);
+    if (wait > 0) return { ok: false, status: 429, retryAfterSec: wait };
+    this.#pending++;
+    let settled = false;
+    return {
+      ok: true,
+      done: (failed) => {
+        if (settled) return;
+        settled = true;
+        this.#pending--;
+        if (!failed) this.#failures.give(key);
+      },
+    };
+  }
+}
