@@ -1,22 +1,6 @@
 import { isIPv6 } from 'node:net';
 import { TokenBuckets } from '../token-buckets.js';
 
-/**
- * Throttles failed station logins. A password check is scrypt (16 MiB, tens
- * of milliseconds on libuv's small thread pool), so a flood of wrong
- * passwords would both guess and starve the stations that log in correctly.
- *
- * - Per source: each address (IPv6: its /64) has a budget of `failureBurst`
- *   failed logins, refilled at `failuresPerMinute`. A login in progress holds
- *   one unit and gives it back if it succeeds, so concurrent attempts from
- *   one source are bounded too. An exhausted source is refused with 429 and
- *   Retry-After, before any password is checked.
- * - Overall: at most `maxPending` logins are checked at once; beyond that,
- *   503 with Retry-After: 1.
- *
- * The key is the TCP peer address: behind a proxy or a carrier NAT every
- * station shares it, so the budget is per operator setting (docs/operations.md).
- */
 export interface LoginGuardOptions {
   failuresPerMinute: number;
   failureBurst: number;
@@ -42,6 +26,22 @@ export function sourceKey(address: string | undefined): string {
   return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
+/**
+ * Throttles failed station logins. A password check is scrypt (16 MiB, tens
+ * of milliseconds on libuv's small thread pool), so a flood of wrong
+ * passwords would both guess and starve the stations that log in correctly.
+ *
+ * - Per source: each address (IPv6: its /64) has a budget of `failureBurst`
+ *   failed logins, refilled at `failuresPerMinute`. A login in progress holds
+ *   one unit and gives it back if it succeeds, so concurrent attempts from
+ *   one source are bounded too. An exhausted source is refused with 429 and
+ *   Retry-After, before any password is checked.
+ * - Overall: at most `maxPending` logins are checked at once; beyond that,
+ *   503 with Retry-After: 1.
+ *
+ * The key is the TCP peer address: behind a proxy or a carrier NAT the
+ * stations share one budget, which operators size for that (docs/operations.md).
+ */
 export class LoginGuard {
   readonly #failures: TokenBuckets;
   readonly #maxPending: number;
