@@ -39,7 +39,9 @@ export class Directory {
    * X3DH allows, and no single identity can drain an owner's prekeys.
    */
   async claimOneTimePrekey(claimer: string, owner: string): Promise<{ json: string | undefined; limited: boolean }> {
-    if (this.#claims.take(`${claimer}\n${owner}`) > 0) return { json: undefined, limited: true };
+    const key = `${claimer}\n${owner}`;
+    if (this.#claims.wait(key) > 0) return { json: undefined, limited: true };
+    this.#claims.spend(key);
     return { json: await this.#store.claimOneTimePrekey(owner), limited: false };
   }
 

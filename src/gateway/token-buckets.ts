@@ -40,25 +40,24 @@ export class TokenBuckets {
     return this.#buckets.size;
   }
 
-  /** Takes one token of `key`: 0 if taken, otherwise the whole seconds until one will be there. */
-  take(key: string): number {
+  /** 0 if `key` has a token now, otherwise the whole seconds until it will. */
+  wait(key: string): number {
     const b = this.#current(key);
-    if (b.tokens < 1 - EPSILON) return Math.max(1, Math.ceil((1 - b.tokens) / this.#perMs / 1000));
-    b.tokens -= 1;
+    return b.tokens >= 1 - EPSILON ? 0 : Math.max(1, Math.ceil((1 - b.tokens) / this.#perMs / 1000));
+  }
+
+  /**
+   * Spends one token of `key`. Spending more than there are (several
+   * attempts admitted at once, all failing) runs into debt, down to one
+   * burst's worth, which is paid off by the refill before the next token.
+   */
+  spend(key: string): void {
+    const b = this.#current(key);
+    b.tokens = Math.max(-this.#burst, b.tokens - 1);
     if (!this.#buckets.has(key)) {
       if (this.#buckets.size >= this.#maxKeys) this.#buckets.delete(this.#buckets.keys().next().value as string);
       this.#buckets.set(key, b);
     }
-    return 0;
-  }
-
-  /** Returns a token taken from `key` (an attempt that turned out not to count). */
-  give(key: string): void {
-    const b = this.#buckets.get(key);
-    if (b === undefined) return; // forgotten meanwhile, so already full
-    const cur = this.#current(key);
-    cur.tokens = Math.min(this.#burst, cur.tokens + 1);
-    if (cur.tokens >= this.#burst) this.#buckets.delete(key);
   }
 
   /** The key's bucket refilled up to now (a fresh full one if not stored). */
@@ -68,6 +67,7 @@ export class TokenBuckets {
     if (b === undefined) return { tokens: this.#burst, at: now };
     b.tokens = Math.min(this.#burst, b.tokens + (now - b.at) * this.#perMs);
     b.at = now;
+    if (b.tokens >= this.#burst) this.#buckets.delete(key); // refilled: nothing to remember
     return b;
   }
 }

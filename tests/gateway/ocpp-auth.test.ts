@@ -85,10 +85,14 @@ async function upgradeStatus(url: string, id: string, password: string): Promise
   });
 }
 
-test('failed logins are throttled per source: after the burst, 429 with Retry-After and no password check, also for the right password; refilled, it is served', async () => {
+test('failed logins are throttled per source (successful ones are not): after the burst, 429 with Retry-After and no password check, also for the right password; refilled, it is served', async () => {
   const gw = await startGateway({ logins: { failureBurst: 3, failuresPerMinute: 60, maxPending: 64 } });
   try {
     await gw.addStation('CP-1', { password: PASSWORD });
+    // Successful logins cost nothing: a fleet behind one address reconnects at once.
+    const fleet = ['CP-A', 'CP-B', 'CP-C', 'CP-D', 'CP-E', 'CP-F'];
+    for (const id of fleet) await gw.addStation(id, { password: PASSWORD });
+    assert.deepEqual((await Promise.all(fleet.map((id) => upgradeStatus(gw.url, id, PASSWORD)))).map((r) => r.status), fleet.map(() => 101));
     // Three wrong guesses at once: all are checked (the burst), none is served.
     const wrong = await Promise.all([1, 2, 3].map((i) => upgradeStatus(gw.url, 'CP-1', `wrong guess number ${i}`)));
     assert.deepEqual(wrong.map((r) => r.status), [401, 401, 401]);

@@ -32,12 +32,14 @@ export function sourceKey(address: string | undefined): string {
  * passwords would both guess and starve the stations that log in correctly.
  *
  * - Per source: each address (IPv6: its /64) has a budget of `failureBurst`
- *   failed logins, refilled at `failuresPerMinute`. A login in progress holds
- *   one unit and gives it back if it succeeds, so concurrent attempts from
- *   one source are bounded too. An exhausted source is refused with 429 and
- *   Retry-After, before any password is checked.
- * - Overall: at most `maxPending` logins are checked at once; beyond that,
- *   503 with Retry-After: 1.
+ *   failed logins, refilled at `failuresPerMinute`. An exhausted source is
+ *   refused with 429 and Retry-After, before any password is checked.
+ *   Successful logins cost nothing, so a whole fleet behind one NAT can
+ *   reconnect at once; attempts already admitted when the budget runs out
+ *   still count, as debt.
+ * - Overall: at most `maxPending` logins are checked at once (which also
+ *   bounds how many guesses one source has in flight); beyond that, 503 with
+ *   Retry-After: 1.
  *
  * The key is the TCP peer address: behind a proxy or a carrier NAT the
  * stations share one budget, which operators size for that (docs/operations.md).
@@ -64,9 +66,9 @@ export class LoginGuard {
 
   admit(address: string | undefined): Admission {
     const key = sourceKey(address);
-    if (this.#pending >= this.#maxPending) return { ok: false, status: 503, retryAfterSec: 1 };
-    const wait = this.#failures.take(key);
+    const wait = this.#failures.wait(key);
     if (wait > 0) return { ok: false, status: 429, retryAfterSec: wait };
+    if (this.#pending >= this.#maxPending) return { ok: false, status: 503, retryAfterSec: 1 };
     this.#pending++;
     let settled = false;
     return {
@@ -75,7 +77,7 @@ export class LoginGuard {
         if (settled) return;
         settled = true;
         this.#pending--;
-        if (!failed) this.#failures.give(key);
+        if (failed) this.#failures.spend(key);
       },
     };
   }
