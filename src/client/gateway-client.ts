@@ -300,6 +300,14 @@ export class GatewayClient {
     const f = await this.#request({ t: 'firmware-commit', packageId, sha256: b64u(sha256) });
     return { packageId, held: f.held as number, complete: f.complete as boolean, version: f.version as string, model: f.model as string, publisher: f.publisher as string, devices: f.devices as number };
   }
+  /**
+   * Deletes a package and any partial upload of it; refused (ERR_STATE) while
+   * a rollout may still send a station to it, unless `force`. Resolves to
+   * whether the gateway held anything.
+   */
+  async firmwareDelete(packageId: string, o: { force?: boolean } = {}): Promise<boolean> {
+    return (await this.#request({ t: 'firmware-delete', packageId, ...(o.force ? { force: true } : {}) })).deleted as boolean;
+  }
   /** Starts a rollout (idempotent by id); stations absent means every device in the package. */
   async startRollout(r: { id: string; packageId: string; stations?: string[]; lifetimeSec: number }): Promise<RolloutState> {
     const f = await this.#request({ t: 'rollout', id: r.id, packageId: r.packageId, ...(r.stations ? { stations: r.stations } : { all: true }), lifetime: r.lifetimeSec });

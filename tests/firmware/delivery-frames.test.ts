@@ -1,4 +1,4 @@
-// The endpoint-protocol frames of firmware upload and rollouts, as the
+// The endpoint-protocol frames of firmware upload, deletion and rollouts, as the
 // gateway's boundary parser takes or refuses them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,8 @@ test('well-formed firmware and rollout frames parse', () => {
   parseClientFrame(JSON.stringify({ t: 'rollout', ref: 4, id: 'r1', packageId: PID, stations: ['CP-1'], lifetime: 60 }));
   parseClientFrame(JSON.stringify({ t: 'rollout', ref: 5, id: 'r1', packageId: PID, all: true, lifetime: 60 }));
   parseClientFrame(JSON.stringify({ t: 'rollout-status', ref: 6, id: 'r1' }));
+  assert.deepEqual(parseClientFrame(JSON.stringify({ t: 'firmware-delete', ref: 7, packageId: PID })), { t: 'firmware-delete', ref: 7, packageId: PID });
+  assert.deepEqual(parseClientFrame(JSON.stringify({ t: 'firmware-delete', ref: 8, packageId: PID, force: true })), { t: 'firmware-delete', ref: 8, packageId: PID, force: true });
 });
 
 test('malformed ones are refused at the boundary', () => {
@@ -28,4 +30,6 @@ test('malformed ones are refused at the boundary', () => {
   refused({ t: 'rollout', ref: 4, id: 'r1', packageId: PID, all: 'yes', lifetime: 60 });
   refused({ t: 'rollout', ref: 4, id: 'r1', packageId: PID, stations: [1], lifetime: 60 });
   refused({ t: 'rollout-status', ref: 6 });
+  refused({ t: 'firmware-delete', ref: 7, packageId: PID, force: 'yes' });
+  refused({ t: 'firmware-delete', ref: 7 });
 });

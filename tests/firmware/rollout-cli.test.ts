@@ -93,3 +93,24 @@ test('refusals: neither --stations nor --all is bad usage (exit 2); a service to
   assert.equal(tool.code, 1);
   assert.match(tool.stderr, /^evseal: route policy forbids firmware rollouts from role service-tool \[ERR_POLICY_DENIED\]\n$/);
 });
+
+test('firmware delete: a package whose rollout is done is deleted (exit 0), then was not held; bad usage exits 2', async () => {
+  const pkg = await fw.pack(imagePath, 'v5.evfw', { version: '5.0', devices: ['CP-A'] });
+  const rolled = await evseal([...common('prov-1'), '--package', pkg.path, '--stations', fw.w.path('stations.txt'), '--json']);
+  assert.equal(rolled.code, 1, 'CP-B has no key slot: NotInPackage');
+  assert.equal((JSON.parse(rolled.stdout) as { installed: number }).installed, 1);
+  const del = ['firmware', 'delete', '--as', fw.dirs.get('prov-1')!, '--gateway', fw.gw.url, '--trust', join(fw.ca, 'ca.pem'), '--crl', fw.crls[0]!];
+  const packageId = (await readPackageIndex(pkg.path)).packageId;
+  const r = await evseal([...del, '--package', pkg.path]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `deleted package ${packageId}\n`);
+  const again = await evseal([...del, '--package-id', packageId, '--json']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(JSON.parse(again.stdout), { packageId, deleted: false });
+  const neither = await evseal(del);
+  assert.equal(neither.code, 2);
+  assert.match(neither.stderr, /give exactly one of --package FILE or --package-id HEX \[ERR_USAGE\]\n$/);
+  const bad = await evseal([...del, '--package-id', 'XYZ']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--package-id must be 32 lowercase hex digits \[ERR_USAGE\]\n$/);
+});

@@ -6,6 +6,7 @@ import { GatewayClient, type Delivery, type Notice, type RolloutEvent, type Roll
 import { uploadFirmware } from '../../client/firmware-upload.js';
 import { EvsealError } from '../../core/errors.js';
 import { readPackageIndex } from '../../firmware/package.js';
+import { PACKAGE_ID_RE } from '../../gateway/firmware/packages.js';
 import { INSTALLED, isTerminal } from '../../gateway/firmware/rollouts.js';
 import { intArg } from '../options.js';
 import { printJson, readInput } from '../io.js';
@@ -162,6 +163,28 @@ export function registerRollout(fw: Command): void {
         else say(`${status.size - failed - open} installed, ${failed} failed, ${open} pending`);
         if (failed > 0) throw new EvsealError('ERR_STATE', `${failed} of ${status.size} station(s) failed`);
         if (open > 0 && o.wait) throw new EvsealError('ERR_STATE', `timed out with ${open} station(s) pending`);
+      } finally {
+        await gw.close();
+      }
+    });
+}
+
+export function registerDelete(fw: Command): void {
+  netOptions(fw.command('delete'))
+    .description("delete a package the gateway holds (and any partial upload of it); refused while a rollout may still send a station to it (--as an identity that may roll out firmware)")
+    .option('--package <P>', 'the package file (its id is read from it)')
+    .option('--package-id <HEX>', 'the package id (32 hex digits), when the file is not at hand')
+    .option('--force', 'delete even while a rollout needs it (its stations then fail to download)')
+    .option('--json', 'print {"packageId","deleted"}')
+    .action(async (o) => {
+      if ((o.package === undefined) === (o.packageId === undefined)) throw new EvsealError('ERR_USAGE', 'give exactly one of --package FILE or --package-id HEX');
+      if (o.packageId !== undefined && !PACKAGE_ID_RE.test(o.packageId)) throw new EvsealError('ERR_USAGE', '--package-id must be 32 lowercase hex digits');
+      const packageId: string = o.packageId ?? (await readPackageIndex(o.package)).packageId;
+      const gw = await connectAs(o, await loadEndpoint(o));
+      try {
+        const deleted = await gw.firmwareDelete(packageId, { force: o.force === true });
+        if (o.json) printJson({ packageId, deleted });
+        else process.stdout.write(deleted ? `deleted package ${packageId}\n` : `package ${packageId} was not held\n`);
       } finally {
         await gw.close();
       }

@@ -13,7 +13,7 @@ import { printJson, readInput } from '../io.js';
 import { loadEndpoint } from './envelope.js';
 import { passphraseFor } from '../passphrase.js';
 import { open as openFile } from 'node:fs/promises';
-import { registerRollout } from './firmware-rollout.js';
+import { registerDelete, registerRollout } from './firmware-rollout.js';
 
 /**
  * A progress bar on stderr, drawn only when stderr is a terminal (never in
@@ -169,5 +169,6 @@ export function registerFirmware(program: Command): Command {
     });
 
   registerRollout(fw);
+  registerDelete(fw);
   return fw;
 }

@@ -22,6 +22,7 @@ export type ClientFrame =
   | { t: 'firmware-held'; ref: number; packageId: string }
   | { t: 'firmware-chunk'; ref: number; packageId: string; size: number; offset: number; data: string }
   | { t: 'firmware-commit'; ref: number; packageId: string; sha256: string }
+  | { t: 'firmware-delete'; ref: number; packageId: string; force?: boolean }
   | { t: 'rollout'; ref: number; id: string; packageId: string; stations?: string[]; all?: boolean; lifetime: number }
   | { t: 'rollout-status'; ref: number; id: string };
 
@@ -44,6 +45,7 @@ export const FRAME_FIELDS: Record<ClientFrame['t'], Record<string, FieldKind | `
   'firmware-held': { ref: 'int', packageId: 'string' },
   'firmware-chunk': { ref: 'int', packageId: 'string', size: 'int', offset: 'int', data: 'string' },
   'firmware-commit': { ref: 'int', packageId: 'string', sha256: 'string' },
+  'firmware-delete': { ref: 'int', packageId: 'string', force: 'bool?' },
   rollout: { ref: 'int', id: 'string', packageId: 'string', stations: 'string[]?', all: 'bool?', lifetime: 'int' },
   'rollout-status': { ref: 'int', id: 'string' },
 };

@@ -265,6 +265,7 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
       case 'firmware-held':
       case 'firmware-chunk':
       case 'firmware-commit':
+      case 'firmware-delete':
       case 'rollout':
       case 'rollout-status':
         if (!o.firmware) throw new EvsealError('ERR_NOT_FOUND', 'this gateway does not deliver firmware');

@@ -6,7 +6,7 @@ import type { PackageStore } from './packages.js';
 import type { Rollout, RolloutEvent, RolloutManager } from './rollouts.js';
 import { putOwn } from '../own-keys.js';
 
-export type FirmwareFrame = Extract<ClientFrame, { t: 'firmware-held' | 'firmware-chunk' | 'firmware-commit' | 'rollout' | 'rollout-status' }>;
+export type FirmwareFrame = Extract<ClientFrame, { t: 'firmware-held' | 'firmware-chunk' | 'firmware-commit' | 'firmware-delete' | 'rollout' | 'rollout-status' }>;
 
 /** Largest chunk of package bytes in one frame (its base64url text stays under the default frame limit). */
 export const MAX_CHUNK_BYTES = 512 * 1024;
@@ -30,7 +30,7 @@ function rolloutJson(r: Rollout): Record<string, unknown> {
 
 /**
  * The endpoint-protocol side of firmware delivery: package upload in
- * chunks (resumable, idempotent by package id), and rollouts. Both are for
+ * chunks (resumable, idempotent by package id), deletion, and rollouts. Both are for
  * identities the route policy lets make `firmware` calls to chargers.
  */
 export function endpointFirmware(packages: PackageStore, rollouts: RolloutManager): EndpointFirmware {
@@ -52,6 +52,10 @@ export function endpointFirmware(packages: PackageStore, rollouts: RolloutManage
           const index = await packages.commit(f.packageId, fromB64u(f.sha256, 'sha256'));
           const held = await packages.held(f.packageId);
           return { t: 'firmware', ref: f.ref, ...held, version: index.version, model: index.model, publisher: index.publisher, devices: index.deviceIds.length };
+        }
+        case 'firmware-delete': {
+          const deleted = await rollouts.deletePackage(p, f.packageId, f.force === true);
+          return { t: 'firmware', ref: f.ref, packageId: f.packageId, held: 0, complete: false, deleted };
         }
         case 'rollout': {
           if (f.lifetime < 1 || f.lifetime > MAX_LIFETIME_SEC) throw new EvsealError('ERR_INVALID_INPUT', `rollout lifetime must be 1..${MAX_LIFETIME_SEC} seconds`);

@@ -44,6 +44,7 @@ export class PackageStore {
   readonly #queues = new Map<string, Promise<unknown>>();
   readonly #indexes = new Map<string, Promise<PackageIndex>>();
   readonly #prefixes = new Map<string, Promise<Uint8Array>>();
+  readonly #deleting = new Set<string>();
 
   constructor(o: PackageStoreOptions) {
     this.dir = join(o.dataDir, 'firmware');
@@ -149,8 +150,37 @@ export class PackageStore {
     });
   }
 
+  /**
+   * Deletes a package and any partial upload of it. From the call on it is
+   * not found (no new rollout or download starts on it); a download already
+   * streaming finishes from the open file. Returns whether anything was held.
+   */
+  delete(packageId: string): Promise<boolean> {
+    checkId(packageId);
+    this.#deleting.add(packageId);
+    this.#indexes.delete(packageId);
+    for (const key of this.#prefixes.keys()) if (key.startsWith(`${packageId}\0`)) this.#prefixes.delete(key);
+    return this.#serial(packageId, async () => {
+      try {
+        let found = false;
+        for (const path of [this.path(packageId), this.#part(packageId)]) {
+          try {
+            await unlink(path);
+            found = true;
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          }
+        }
+        return found;
+      } finally {
+        this.#deleting.delete(packageId);
+      }
+    });
+  }
+
   /** The public index of a complete package (ERR_NOT_FOUND if it is not held). */
   index(packageId: string): Promise<PackageIndex> {
+    if (this.#deleting.has(packageId)) return Promise.reject(new EvsealError('ERR_NOT_FOUND', `package ${packageId} is being deleted`));
     let p = this.#indexes.get(packageId);
     if (!p) {
       const path = this.path(packageId);

@@ -104,7 +104,7 @@ export class RolloutManager {
   readonly #byRequest = new Map<string, string>();
   readonly #listeners = new Map<string, Set<(e: RolloutEvent) => void>>();
   readonly #dirty = new Set<string>();
-  readonly #starting = new Map<string, Promise<Rollout>>();
+  readonly #starting = new Map<string, { packageId: string; run: Promise<Rollout> }>();
   #flushing = false;
 
   constructor(ctx: GatewayContext, o: RolloutOptions) {
@@ -156,6 +156,36 @@ export class RolloutManager {
     };
   }
 
+  /**
+   * Rollouts that may still send a station to this package: one of its
+   * stations has no final status, and either its call can still be
+   * delivered (the rollout has not expired) or it has started on it.
+   */
+  usersOf(packageId: string): string[] {
+    const now = this.#ctx.now();
+    const ids = new Set<string>();
+    for (const r of this.#rollouts.values()) {
+      if (r.packageId !== packageId) continue;
+      if (Object.values(r.stations).some((s) => !isTerminal(s.status) && (now < r.expires || s.status !== 'Queued'))) ids.add(r.id);
+    }
+    for (const [id, s] of this.#starting) if (s.packageId === packageId) ids.add(id);
+    return [...ids];
+  }
+
+  /**
+   * Deletes a package (docs/firmware.md): refused with ERR_STATE while a
+   * rollout may still need it, unless `force`. Any identity that may roll
+   * out firmware may delete any package.
+   */
+  async deletePackage(p: Principal, packageId: string, force: boolean): Promise<boolean> {
+    this.checkRole(p);
+    const users = this.usersOf(packageId);
+    if (users.length > 0 && !force) throw new EvsealError('ERR_STATE', `package ${packageId} is in use by rollout ${users.join(', ')}; it can be deleted once every station is done or the rollout has expired, or with force`);
+    const deleted = await this.#o.packages.delete(packageId);
+    this.#ctx.log.info({ packageId, by: p.id, forced: users.length > 0, rollouts: users }, deleted ? 'firmware package deleted' : 'firmware package to delete was not held');
+    return deleted;
+  }
+
   get(owner: Principal, id: string): Rollout {
     const r = this.#rollouts.get(id);
     if (!r || r.owner !== owner.id) throw new EvsealError('ERR_NOT_FOUND', `no rollout ${id}`);
@@ -177,9 +207,9 @@ export class RolloutManager {
     }
     // the same request twice at once: the second waits for the first, then answers from it
     const pending = this.#starting.get(req.id);
-    if (pending) return pending.then(() => this.start(owner, req));
+    if (pending) return pending.run.then(() => this.start(owner, req));
     const run = this.#start(owner, req).finally(() => this.#starting.delete(req.id));
-    this.#starting.set(req.id, run);
+    this.#starting.set(req.id, { packageId: req.packageId, run });
     return run;
   }
 
