@@ -44,6 +44,8 @@ export interface DeliverySink {
   push(m: QueuedMessage): void;
   /** A notice for this principal about one of its own messages (dead-lettered, expired). */
   notice?(n: { seq: number; type: string; msgId: string; peer: string; reason: string }): void;
+  /** A newer connection of the same principal is on another cluster node: close this one. */
+  evict?(): void;
 }
 
 export interface Router {

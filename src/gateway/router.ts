@@ -24,6 +24,12 @@ export interface AuditSigner {
  */
 export interface RouterBus {
   watch(recipient: string, wake: () => void): () => void;
+  /**
+   * Announces that this node now holds `recipient`'s connection; `evict` is
+   * called if a newer connection of the same recipient appears on another
+   * node. Returns the function that stops listening.
+   */
+  claim?(recipient: string, evict: () => void): () => void;
 }
 
 export interface RouterLimits {
@@ -72,6 +78,8 @@ interface Attached {
   timers: Set<NodeJS.Timeout>;
   /** highest notice seq sent on this connection; notices stay stored until the endpoint acknowledges them */
   noticeCursor: number;
+  /** stops listening for a newer connection on another node (RouterBus.claim) */
+  unclaim?: () => void;
   /** notice sends, one after another, so none goes out twice on one connection */
   noticing: Promise<void>;
 }
@@ -338,11 +346,18 @@ export class MailRouter implements Router {
 
   attach(recipient: string, sink: DeliverySink): () => void {
     const old = this.#sinks.get(recipient);
-    if (old) for (const t of old.timers) clearTimeout(t);
+    if (old) {
+      for (const t of old.timers) clearTimeout(t);
+      old.unclaim?.();
+    }
     const a: Attached = { sink, inflight: [], cursor: 0, pumping: false, again: false, synced: false, timers: new Set(), noticeCursor: 0, noticing: Promise.resolve() };
     this.#sinks.set(recipient, a);
     // watched before the first read, so nothing committed elsewhere in between is missed
     const unwatch = this.#bus?.watch(recipient, () => this.#pump(recipient));
+    // One connection per recipient across the cluster, as on one node: the older one is closed.
+    a.unclaim = this.#bus?.claim?.(recipient, () => {
+      if (this.#sinks.get(recipient) === a) a.sink.evict?.();
+    });
     this.#pump(recipient);
     this.#sendNotices(recipient, a);
     return () => {
@@ -350,6 +365,7 @@ export class MailRouter implements Router {
         for (const t of a.timers) clearTimeout(t);
         this.#sinks.delete(recipient);
         unwatch?.();
+        a.unclaim?.();
       }
     };
   }

@@ -1,6 +1,7 @@
 // The gateway as a cluster: real gateway processes on one PostgreSQL schema
 // and one JetStream stream. A charger on one node and a PSP on another
-// exchange sealed messages both ways, in order; a SIGKILLed node loses no
+// exchange sealed messages both ways, in order; an endpoint connecting on a
+// second node closes its older connection on the first; a SIGKILLed node loses no
 // acknowledged message and its endpoints get their mail from another node;
 // the one audit log of all nodes verifies with `evseal audit verify --store`.
 import { test, before, after } from 'node:test';
@@ -116,6 +117,27 @@ test('cross-node: a charger on node A and a PSP on node B exchange sealed messag
   await viaB.close();
   await cpc.close();
   await pspc.close();
+});
+
+test('one connection per endpoint across the cluster: connecting on node B closes the older connection on node A (4004), and mail goes to B only', { skip }, async () => {
+  const [a, b] = [nodes[0]!, nodes[1]!];
+  const onA = receiver(psp);
+  const clientA = await onA.connect(a.url);
+  const closedA = clientA.closed();
+  const onB = receiver(psp);
+  const clientB = await onB.connect(b.url);
+  const timeout = new Promise<{ code: number }>((r) => setTimeout(() => r({ code: -1 }), 5000).unref());
+  assert.equal((await Promise.race([closedA, timeout])).code, 4004, 'replaced by the newer connection within seconds');
+  const sender = await connect(a.url, cp);
+  const pspBundle = (await sender.getBundle('psp-c1'))!;
+  const tags = Array.from({ length: 5 }, (_, i) => `once-${i}`);
+  for (const t of tags) await sender.sendEnvelope(cp.ep.seal(pspBundle, new TextEncoder().encode(t), { kind: 'payment' }));
+  await until(() => onB.got.length >= tags.length, 10_000, 'deliveries on B');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(onB.got.map((g) => g.text), tags, 'each message once, on the one connection');
+  assert.equal(onA.got.length, 0);
+  await sender.close();
+  await clientB.close();
 });
 
 test('node kill: SIGKILL of the node holding a recipient and of the node a sender uses loses no acknowledged message; both reconnect to another node', { skip }, async () => {

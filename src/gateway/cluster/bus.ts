@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { connect, nanos, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
@@ -160,6 +161,58 @@ export class JetStreamBus implements RouterBus {
       if (this.#watched.get(recipient) !== w) return;
       this.#watched.delete(recipient);
       sub.unsubscribe();
+    };
+  }
+
+  /**
+   * One connection per recipient across the cluster. A node that attaches a
+   * recipient announces it on PREFIX.attach.<recipient> (plain NATS, not the
+   * stream) with the database server's time, one clock for all nodes; a node
+   * holding an older connection of that recipient evicts it, as one node
+   * replaces an older connection. Until the announcement arrives (a few
+   * milliseconds) both may be pushed the same message: acknowledgements are
+   * idempotent, and the endpoint's replay window refuses the second open.
+   */
+  claim(recipient: string, evict: () => void): () => void {
+    const subject = `${this.#names.prefix}.attach.${recipientToken(recipient)}`;
+    const me = { id: randomUUID(), at: undefined as bigint | undefined };
+    const heard: bigint[] = [];
+    let done = false;
+    const consider = (at: bigint): void => {
+      if (done) return;
+      if (me.at === undefined) heard.push(at);
+      else if (at > me.at) {
+        done = true;
+        evict();
+      }
+    };
+    const sub = this.#nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          const c = JSON.parse(msg.string()) as { id?: unknown; at?: unknown };
+          if (c.id !== me.id && typeof c.at === 'string' && /^\d{1,20}$/.test(c.at)) consider(BigInt(c.at));
+        } catch {
+          // not a claim: ignored
+        }
+      },
+    });
+    // Subscribed before the time is taken, so a newer claim of another node is never missed.
+    void this.#nc
+      .flush()
+      .then(() => this.#store.clockMicros())
+      .then((at) => {
+        if (done || this.#closed) return;
+        me.at = at;
+        this.#nc.publish(subject, utf8(JSON.stringify({ id: me.id, at: at.toString() })));
+        for (const h of heard.splice(0)) consider(h);
+      })
+      .catch((e: unknown) => {
+        if (!this.#closed) this.#log.warn({ err: (e as Error).message }, 'connection claim failed; an older connection on another node stays open');
+      });
+    return () => {
+      done = true;
+      if (!this.#closed) sub.unsubscribe();
     };
   }
 

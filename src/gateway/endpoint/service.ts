@@ -171,6 +171,7 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
       push: (m: QueuedMessage) =>
         send(ws, { t: 'msg', seq: m.seq, format: m.format, from: m.sender, kind: m.kind, id: m.msgId, expires: m.expires, body: m.body }),
       notice: (n) => send(ws, { t: 'notice', seq: n.seq, type: n.type, id: n.msgId, peer: n.peer, reason: n.reason }),
+      evict: () => ws.close(CLOSE.replaced, 'replaced by a newer connection'),
     });
     const unsubscribe = o.firmware?.subscribe(identity.id, (e) => send(ws, e));
     conn.detach = () => {

@@ -124,7 +124,9 @@ export function createOcppService(ctx: GatewayContext, o: OcppServiceOptions): O
     log.info({ stationId: s.stationId, protocol: s.protocol }, 'station connected');
     return {
       attach() {
-        if (!gone && detachRouter === undefined) detachRouter = ctx.router.attach(s.stationId, sink);
+        if (!gone && detachRouter === undefined) {
+          detachRouter = ctx.router.attach(s.stationId, { ...sink, evict: () => s.close(1000, 'replaced by a newer connection') });
+        }
       },
       unregister() {
         entry.detach();

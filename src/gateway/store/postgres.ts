@@ -488,6 +488,11 @@ export class PostgresStore implements GatewayStore {
   async getSetting(key: string): Promise<string | undefined> {
     return (await this.#pool.query<{ value: string }>('SELECT value FROM settings WHERE key = $1', [key])).rows[0]?.value;
   }
+  /** The database server's clock (µs since the epoch): one clock for every node, so it orders events across them. */
+  async clockMicros(): Promise<bigint> {
+    const r = await this.#pool.query<{ t: string }>("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text AS t");
+    return BigInt(r.rows[0]!.t);
+  }
   /** Sets those of `entries` not set yet, all in one statement: a concurrent reader sees all of them or none. */
   async putSettingsIfAbsent(entries: [string, string][]): Promise<void> {
     await this.#pool.query('INSERT INTO settings (key, value) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (key) DO NOTHING', [entries.map((e) => e[0]), entries.map((e) => e[1])]);
