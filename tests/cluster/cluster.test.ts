@@ -15,6 +15,8 @@ import { revokeWithCaDir } from '../../src/keystore/ca-dir.js';
 import type { Endpoint } from '../../src/keystore/endpoint.js';
 import { PASSPHRASE, World } from '../helpers/world.js';
 import { cli, startNode, type ClusterConfig, type Node } from './nodes.js';
+import { connectCharger } from '../gateway/helpers/flows-fixture.js';
+import { PASSWORD } from '../gateway/helpers/ocpp-clients.js';
 import { freshBusNames, freshSchema, NATS_URL, servicesMissing } from './services.js';
 
 const skip = await servicesMissing({ pg: true, nats: true });
@@ -138,6 +140,20 @@ test('one connection per endpoint across the cluster: connecting on node B close
   assert.equal(onA.got.length, 0);
   await sender.close();
   await clientB.close();
+});
+
+test('a station too: booting on node B closes its older connection on node A', { skip }, async () => {
+  const [a, b] = [nodes[0]!, nodes[1]!];
+  const add = cli(cfg.env, ['station', 'add', '--store', cfg.storeUrl, '--id', 'CP-twice', '--password', PASSWORD]);
+  assert.equal(add.code, 0, add.stderr);
+  const onA = await connectCharger(`${a.url}/ocpp`, 'CP-twice', 'ocpp2.0.1');
+  const closedA = new Promise<{ code: number }>((r) => onA.rpc.once('close', (e: { code: number }) => r(e)));
+  const onB = await connectCharger(`${b.url}/ocpp`, 'CP-twice', 'ocpp2.0.1');
+  const timeout = new Promise<{ code: number }>((r) => setTimeout(() => r({ code: -1 }), 5000).unref());
+  assert.equal((await Promise.race([closedA, timeout])).code, 1000, 'closed by node A within seconds');
+  const hb = (await onB.rpc.call('Heartbeat', {})) as { currentTime: string };
+  assert.ok(hb.currentTime, 'the newer connection is served');
+  await onB.close();
 });
 
 test('node kill: SIGKILL of the node holding a recipient and of the node a sender uses loses no acknowledged message; both reconnect to another node', { skip }, async () => {
