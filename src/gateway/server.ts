@@ -40,6 +40,8 @@ export interface GatewayLimits extends RouterLimits {
   loginFailuresPerMinute: number;
   /** station logins (password checks) in progress at once; more get 503 */
   maxPendingLogins: number;
+  /** endpoint connections from one source address awaiting authentication; more get 429 */
+  maxUnauthenticatedPerSource: number;
   /** one-time prekeys one identity may claim of another in a burst (then none until refilled) */
   prekeyClaimBurst: number;
   /** one-time prekey claims per minute each (claimer, owner) pair is refilled with */
@@ -55,6 +57,7 @@ export const DEFAULT_LIMITS: Omit<GatewayLimits, keyof RouterLimits> = {
   loginFailureBurst: 10,
   loginFailuresPerMinute: 6,
   maxPendingLogins: 64,
+  maxUnauthenticatedPerSource: 64,
   prekeyClaimBurst: 10,
   prekeyClaimsPerMinute: 1,
 };
@@ -149,6 +152,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     maxBadMessages: limits.maxBadMessages,
     framesPerSecond: limits.framesPerSecond,
     authTimeoutMs: 10_000,
+    maxUnauthenticatedPerSource: limits.maxUnauthenticatedPerSource,
     window: limits.window,
     firmware: endpointFirmware(packages, rollouts),
   });

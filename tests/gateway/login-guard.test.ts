@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { LoginGuard, sourceKey } from '../../src/gateway/ocpp/login-guard.js';
+import { LoginGuard } from '../../src/gateway/ocpp/login-guard.js';
+import { sourceKey } from '../../src/gateway/source-key.js';
 
 const clock = () => {
   let t = 1_000_000;

@@ -14,6 +14,7 @@ import type { GatewayTrust } from '../trust.js';
 import type { Directory } from '../directory.js';
 import { parseClientFrame, refOf, type ClientFrame } from './frames.js';
 import { ocppCallAllowed } from '../route-policy.js';
+import { sourceKey } from '../source-key.js';
 import type { EndpointFirmware } from '../firmware/endpoint.js';
 
 export interface EndpointServiceOptions {
@@ -24,6 +25,8 @@ export interface EndpointServiceOptions {
   maxBadMessages: number;
   framesPerSecond: number;
   authTimeoutMs: number;
+  /** connections from one source address (IPv6: its /64) still awaiting authentication; more are refused with 429 */
+  maxUnauthenticatedPerSource: number;
   /** deliveries in flight per connection */
   window: number;
   /** package upload and rollouts (docs/gateway-protocol.md §3.5); without it those frames are refused */
@@ -80,7 +83,11 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
     ws.close(code, 'authentication failed');
   }
 
-  function onConnection(ws: WebSocket, req: IncomingMessage): void {
+  /** Connections per source address that have not authenticated yet. */
+  const unauthenticated = new Map<string, number>();
+
+  /** `authenticated` is called once the connection has authenticated (it no longer counts as waiting). */
+  function onConnection(ws: WebSocket, req: IncomingMessage, authenticated: () => void): void {
     const gatewayNonce = randomBytes(NONCE_BYTES);
     const exporter = req.socket instanceof TLSSocket ? new Uint8Array(req.socket.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0))) : new Uint8Array(0);
     let conn: Conn | undefined;
@@ -111,6 +118,7 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
         if (frame.t !== 'auth') return refuse(ws, 'not-authenticated', CLOSE.policy);
         clearTimeout(timer);
         conn = authenticate(ws, frame, gatewayNonce, exporter);
+        if (conn) authenticated();
         return;
       }
       handle(conn, frame).catch((e: unknown) => onBad(e, 'ref' in frame ? frame.ref : undefined, false));
@@ -297,7 +305,26 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
 
   return {
     handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req));
+      // Holding sockets open without authenticating costs the gateway memory and a timer each: bounded per source.
+      const source = sourceKey(req.socket.remoteAddress);
+      const waiting = unauthenticated.get(source) ?? 0;
+      if (waiting >= o.maxUnauthenticatedPerSource) {
+        ctx.metrics.connectionsRefused.inc({ kind: 'endpoint', reason: 'throttled' });
+        if (socket.writable) socket.write('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
+        socket.destroy();
+        return;
+      }
+      unauthenticated.set(source, waiting + 1);
+      let counted = true;
+      const settle = (): void => {
+        if (!counted) return;
+        counted = false;
+        const n = (unauthenticated.get(source) ?? 1) - 1;
+        if (n > 0) unauthenticated.set(source, n);
+        else unauthenticated.delete(source);
+      };
+      socket.once('close', settle);
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req, settle));
     },
     connections: (): number => conns.size,
     recheck,
