@@ -12,7 +12,7 @@ const clock = () => {
   return { now: () => t, advance: (ms: number) => void (t += ms) };
 };
 const fail = (g: LoginGuard, addr: string) => {
-  const a = g.admit(addr);
+  const a = g.admit(addr, 'CP-1');
   if (a.ok) a.done(true);
   return a;
 };
@@ -21,44 +21,44 @@ test('a source gets failureBurst failures, then 429 with the time until one more
   const c = clock();
   const g = new LoginGuard({ failureBurst: 3, failuresPerMinute: 6, maxPending: 100, now: c.now });
   for (let i = 0; i < 3; i++) assert.equal(fail(g, '10.0.0.1').ok, true);
-  const r = g.admit('10.0.0.1');
+  const r = g.admit('10.0.0.1', 'CP-1');
   assert.deepEqual(r, { ok: false, status: 429, retryAfterSec: 10 }, '6 per minute: one every 10 s');
-  assert.equal(g.admit('10.0.0.2').ok, true, 'another address has its own budget');
+  assert.equal(g.admit('10.0.0.2', 'CP-1').ok, true, 'another address has its own budget');
   c.advance(9_000);
-  assert.deepEqual(g.admit('10.0.0.1'), { ok: false, status: 429, retryAfterSec: 1 });
+  assert.deepEqual(g.admit('10.0.0.1', 'CP-1'), { ok: false, status: 429, retryAfterSec: 1 });
   c.advance(1_000);
   assert.equal(fail(g, '10.0.0.1').ok, true, 'refilled by one after 10 s');
-  assert.equal(g.admit('10.0.0.1').ok, false);
+  assert.equal(g.admit('10.0.0.1', 'CP-1').ok, false);
 });
 
 test('successful logins cost nothing, even many at once from one source (a fleet behind one NAT); concurrent failures run into debt', () => {
   const c = clock();
   const g = new LoginGuard({ failureBurst: 2, failuresPerMinute: 1, maxPending: 100, now: c.now });
-  const many = Array.from({ length: 50 }, () => g.admit('192.0.2.7'));
+  const many = Array.from({ length: 50 }, () => g.admit('192.0.2.7', 'CP-1'));
   assert.ok(many.every((a) => a.ok));
   for (const a of many) if (a.ok) a.done(false);
   assert.equal(g.tracked, 0, 'nothing remembered for a source that never failed');
   // Five guesses admitted at once, all wrong: the budget of two goes into debt, floored at one burst.
-  const guesses = Array.from({ length: 5 }, () => g.admit('192.0.2.7'));
+  const guesses = Array.from({ length: 5 }, () => g.admit('192.0.2.7', 'CP-1'));
   assert.equal(g.pending, 5);
   for (const a of guesses) if (a.ok) a.done(true);
-  assert.deepEqual(g.admit('192.0.2.7'), { ok: false, status: 429, retryAfterSec: 180 }, 'three tokens short at one per minute');
+  assert.deepEqual(g.admit('192.0.2.7', 'CP-1'), { ok: false, status: 429, retryAfterSec: 180 }, 'three tokens short at one per minute');
   const a = guesses[0]!;
   assert.ok(a.ok);
   a.done(true); // settling twice changes nothing
   assert.equal(g.pending, 0);
   c.advance(180_000);
-  assert.equal(g.admit('192.0.2.7').ok, true);
+  assert.equal(g.admit('192.0.2.7', 'CP-1').ok, true);
 });
 
 test('at most maxPending logins are checked at once: beyond that 503, Retry-After 1', () => {
   const g = new LoginGuard({ failureBurst: 10, failuresPerMinute: 6, maxPending: 2, now: clock().now });
-  const a = g.admit('10.0.0.1');
-  const b = g.admit('10.0.0.2');
-  assert.deepEqual(g.admit('10.0.0.3'), { ok: false, status: 503, retryAfterSec: 1 });
+  const a = g.admit('10.0.0.1', 'CP-1');
+  const b = g.admit('10.0.0.2', 'CP-1');
+  assert.deepEqual(g.admit('10.0.0.3', 'CP-1'), { ok: false, status: 503, retryAfterSec: 1 });
   assert.ok(a.ok && b.ok);
   a.done(true);
-  assert.equal(g.admit('10.0.0.3').ok, true);
+  assert.equal(g.admit('10.0.0.3', 'CP-1').ok, true);
 });
 
 test('sources: IPv4-mapped addresses are IPv4, IPv6 counts by /64', () => {
@@ -72,8 +72,8 @@ test('sources: IPv4-mapped addresses are IPv4, IPv6 counts by /64', () => {
   const c = clock();
   const g = new LoginGuard({ failureBurst: 1, failuresPerMinute: 1, maxPending: 100, now: c.now });
   assert.equal(fail(g, '2001:db8:1:2::1').ok, true);
-  assert.equal(g.admit('2001:db8:1:2::dead:beef').ok, false, 'same /64, same budget');
-  assert.equal(g.admit('2001:db8:1:3::1').ok, true);
+  assert.equal(g.admit('2001:db8:1:2::dead:beef', 'CP-1').ok, false, 'same /64, same budget');
+  assert.equal(g.admit('2001:db8:1:3::1', 'CP-1').ok, true);
 });
 
 test('property: a source is refused exactly when one more failure would exceed burst + refill over some interval', () => {
@@ -103,7 +103,7 @@ test('property: a source is refused exactly when one more failure would exceed b
           const now = c.now();
           const times = failedAt.get(s.src) ?? [];
           const wouldExceed = worst([...times, now], now) > burst + 1e-9;
-          const a = g.admit(`10.0.0.${s.src}`);
+          const a = g.admit(`10.0.0.${s.src}`, 'CP-1');
           assert.equal(!a.ok, wouldExceed, `refused ${!a.ok}, one more failure would exceed ${wouldExceed}`);
           if (!a.ok) refused++;
           else {
@@ -118,10 +118,23 @@ test('property: a source is refused exactly when one more failure would exceed b
   assert.ok(refused > 0, 'the schedules reached the limit');
 });
 
+test('each station id has a budget per source of its own, registered or not', () => {
+  const g = new LoginGuard({ failureBurst: 2, failuresPerMinute: 1, maxPending: 100, now: clock().now });
+  const fail = (id: string) => {
+    const a = g.admit('10.9.9.9', id);
+    if (a.ok) a.done(true);
+    return a.ok;
+  };
+  // A misconfigured charger behind a shared address exhausts its own budget only.
+  assert.deepEqual([fail('CP-bad'), fail('CP-bad'), fail('CP-bad')], [true, true, false]);
+  assert.equal(g.admit('10.9.9.9', 'CP-good').ok, true, 'another station behind the same address is not throttled');
+  assert.equal(g.admit('10.9.9.10', 'CP-bad').ok, true, 'the same station from another address has its own budget');
+});
+
 test('sources remembered are bounded: the oldest is forgotten first', () => {
   const g = new LoginGuard({ failureBurst: 1, failuresPerMinute: 1, maxPending: 100, now: clock().now, maxTracked: 4 });
   for (let i = 0; i < 10; i++) assert.equal(fail(g, `10.0.1.${i}`).ok, true);
   assert.equal(g.tracked, 4);
-  assert.equal(g.admit('10.0.1.9').ok, false, 'the newest is still held');
-  assert.equal(g.admit('10.0.1.0').ok, true, 'the oldest was forgotten');
+  assert.equal(g.admit('10.0.1.9', 'CP-1').ok, false, 'the newest is still held');
+  assert.equal(g.admit('10.0.1.0', 'CP-1').ok, true, 'the oldest was forgotten');
 });

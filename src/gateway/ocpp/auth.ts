@@ -3,7 +3,6 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { b64u, fromB64u } from '../../core/base64url.js';
 import { certFingerprint } from '../../core/x509/pem.js';
-import type { GatewayContext } from '../context.js';
 import type { StationRecord } from '../store/store.js';
 
 /** Station ids follow the envelope id syntax, so a station can seal as itself. */
@@ -82,9 +81,8 @@ let dummyHash: Promise<string> | undefined;
  * fingerprint must be the one registered for this very station, so a valid
  * certificate of another station is refused even with a correct password.
  */
-export async function authenticateStation(store: GatewayContext['store'], stationId: string, req: IncomingMessage, tls: boolean): Promise<AuthResult> {
+export async function authenticateStation(station: StationRecord | undefined, stationId: string, req: IncomingMessage, tls: boolean): Promise<AuthResult> {
   if (!STATION_ID.test(stationId)) return { ok: false, reason: 'bad-request' };
-  const station: StationRecord | undefined = await store.getStation(stationId);
   const password = basicAuthPassword(req.headers.authorization, stationId);
   if (!station) {
     if (password) await verifyPassword(password, await (dummyHash ??= hashPassword('unknown station')));

@@ -7,7 +7,7 @@ export interface LoginGuardOptions {
   maxPending: number;
   /** milliseconds clock (tests) */
   now?: () => number;
-  /** sources remembered at most; the oldest go first */
+  /** budgets remembered at most; the oldest go first */
   maxTracked?: number;
 }
 
@@ -18,18 +18,18 @@ export type Admission = { ok: true; done(failed: boolean): void } | { ok: false;
  * of milliseconds on libuv's small thread pool), so a flood of wrong
  * passwords would both guess and starve the stations that log in correctly.
  *
- * - Per source: each address (IPv6: its /64) has a budget of `failureBurst`
- *   failed logins, refilled at `failuresPerMinute`. An exhausted source is
- *   refused with 429 and Retry-After, before any password is checked.
- *   Successful logins cost nothing, so a whole fleet behind one NAT can
- *   reconnect at once; attempts already admitted when the budget runs out
- *   still count, as debt.
+ * - Each station id, from one source address (IPv6: its /64), has a budget
+ *   of `failureBurst` failed logins, refilled at `failuresPerMinute`. An
+ *   exhausted budget is refused with 429 and Retry-After before any password
+ *   is checked. So a misconfigured charger behind a NAT or a load balancer
+ *   throttles itself, not the stations that share its address. Registered
+ *   and unregistered ids are treated alike, so the throttle does not tell
+ *   which ids exist (the password check already takes as long for both).
+ *   Successful logins cost nothing; attempts already admitted when a budget
+ *   runs out still count, as debt.
  * - Overall: at most `maxPending` logins are checked at once (which also
- *   bounds how many guesses one source has in flight); beyond that, 503 with
+ *   bounds how many guesses are in flight); beyond that, 503 with
  *   Retry-After: 1.
- *
- * The key is the TCP peer address: behind a proxy or a carrier NAT the
- * stations share one budget, which operators size for that (docs/operations.md).
  */
 export class LoginGuard {
   readonly #failures: TokenBuckets;
@@ -46,13 +46,13 @@ export class LoginGuard {
     return this.#pending;
   }
 
-  /** Sources currently holding less than a full budget. */
+  /** Budgets currently below full. */
   get tracked(): number {
     return this.#failures.size;
   }
 
-  admit(address: string | undefined): Admission {
-    const key = sourceKey(address);
+  admit(address: string | undefined, stationId: string): Admission {
+    const key = `${sourceKey(address)} ${stationId}`;
     const wait = this.#failures.wait(key);
     if (wait > 0) return { ok: false, status: 429, retryAfterSec: wait };
     if (this.#pending >= this.#maxPending) return { ok: false, status: 503, retryAfterSec: 1 };

@@ -255,13 +255,13 @@ export function createOcppService(ctx: GatewayContext, o: OcppServiceOptions): O
     if (closing) return refuse(req, socket, 503, 'closing', stationId);
     const offered = offeredProtocols(req.headers['sec-websocket-protocol']);
     if (!offered.some(isOcppProtocol)) return refuse(req, socket, 400, 'subprotocol', stationId);
-    const gate = logins.admit(req.socket.remoteAddress);
+    const gate = logins.admit(req.socket.remoteAddress, stationId);
     if (!gate.ok) return refuse(req, socket, gate.status, gate.status === 429 ? 'throttled' : 'busy', stationId, gate.retryAfterSec);
     let a: AuthResult;
     try {
-      a = await authenticateStation(ctx.store, stationId, req, o.tls);
+      a = await authenticateStation(await ctx.store.getStation(stationId), stationId, req, o.tls);
     } catch (e) {
-      gate.done(false); // a store failure is not a failed login
+      gate.done(false); // a failure of the gateway is not a failed login
       throw e;
     }
     gate.done(!a.ok);
