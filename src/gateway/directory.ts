@@ -38,11 +38,12 @@ export class Directory {
    * when the owner has none left): its session then runs without one, which
    * X3DH allows, and no single identity can drain an owner's prekeys.
    */
-  async claimOneTimePrekey(claimer: string, owner: string): Promise<{ json: string | undefined; limited: boolean }> {
+  async claimOneTimePrekey(claimer: string, owner: string): Promise<{ json: string | undefined; outcome: 'claimed' | 'none' | 'limited' }> {
     const key = `${claimer}\n${owner}`;
-    if (this.#claims.wait(key) > 0) return { json: undefined, limited: true };
+    if (this.#claims.wait(key) > 0) return { json: undefined, outcome: 'limited' };
     this.#claims.spend(key);
-    return { json: await this.#store.claimOneTimePrekey(owner), limited: false };
+    const json = await this.#store.claimOneTimePrekey(owner);
+    return { json, outcome: json === undefined ? 'none' : 'claimed' };
   }
 
   /** A bundle verified under the gateway's trust policy and CRLs now, or ERR_BUNDLE_REJECTED with `refusal`. */

@@ -34,9 +34,9 @@ export interface GatewayLimits extends RouterLimits {
   stationCallsPerSecond: number;
   /** deliveries in flight per connection */
   window: number;
-  /** failed station logins one source address may make in a burst (then 429 until refilled) */
+  /** failed logins one station id may make from one source address in a burst (then 429 until refilled) */
   loginFailureBurst: number;
-  /** failed station logins per minute a source address is refilled with */
+  /** failed logins per minute that budget is refilled with */
   loginFailuresPerMinute: number;
   /** station logins (password checks) in progress at once; more get 503 */
   maxPendingLogins: number;

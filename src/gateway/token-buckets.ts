@@ -1,9 +1,9 @@
 /**
  * Token buckets by key, for per-source and per-pair quotas: each key holds at
- * most `burst` tokens and is refilled at `perMinute`. A key at its full
- * budget is not stored, and at most `maxKeys` are (the one stored longest is
- * forgotten first, i.e. reset to a full budget), so memory stays bounded
- * whoever picks the keys.
+ * most `burst` tokens and is refilled at `perMinute`. A key is stored only
+ * once it spends and forgotten when next seen refilled, and at most `maxKeys`
+ * are stored (the one stored longest is forgotten first, i.e. reset to a full
+ * budget), so memory stays bounded whoever picks the keys.
  */
 export interface TokenBucketOptions {
   burst: number;

@@ -15,6 +15,7 @@ import type { Directory } from '../directory.js';
 import { parseClientFrame, refOf, type ClientFrame } from './frames.js';
 import { ocppCallAllowed } from '../route-policy.js';
 import { sourceKey } from '../source-key.js';
+import { refuseUpgrade } from '../upgrade-refusal.js';
 import type { EndpointFirmware } from '../firmware/endpoint.js';
 
 export interface EndpointServiceOptions {
@@ -246,8 +247,8 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
         return;
       }
       case 'claim-prekey': {
-        const { json, limited } = await directory.claimOneTimePrekey(c.identity.id, f.id);
-        ctx.metrics.prekeyClaims.inc({ outcome: limited ? 'limited' : json === undefined ? 'none' : 'claimed' });
+        const { json, outcome } = await directory.claimOneTimePrekey(c.identity.id, f.id);
+        ctx.metrics.prekeyClaims.inc({ outcome });
         send(ws, { t: 'prekey', ref: f.ref, prekey: json === undefined ? null : (JSON.parse(json) as unknown) });
         return;
       }
@@ -310,8 +311,7 @@ export function createEndpointService(ctx: GatewayContext, trust: GatewayTrust, 
       const waiting = unauthenticated.get(source) ?? 0;
       if (waiting >= o.maxUnauthenticatedPerSource) {
         ctx.metrics.connectionsRefused.inc({ kind: 'endpoint', reason: 'throttled' });
-        if (socket.writable) socket.write('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
-        socket.destroy();
+        refuseUpgrade(socket, 429, 1);
         return;
       }
       unauthenticated.set(source, waiting + 1);

@@ -62,8 +62,8 @@ export async function handleCarrier(ctx: GatewayContext, stationId: string, mess
       }
       case 'claim-prekey': {
         if (!ctx.directory) return { status: 'UnknownMessageId' };
-        const { json, limited } = await ctx.directory.claimOneTimePrekey(stationId, textArg(data));
-        ctx.metrics.prekeyClaims.inc({ outcome: limited ? 'limited' : json === undefined ? 'none' : 'claimed' });
+        const { json, outcome } = await ctx.directory.claimOneTimePrekey(stationId, textArg(data));
+        ctx.metrics.prekeyClaims.inc({ outcome });
         return json === undefined ? rejected('ERR_NOT_FOUND') : { status: 'Accepted', data: json };
       }
       default:

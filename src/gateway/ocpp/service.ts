@@ -10,6 +10,7 @@ import { EvsealError } from '../../core/errors.js';
 import { actionLabel } from './frames.js';
 import { ConnectionGuard } from './limits.js';
 import { LoginGuard } from './login-guard.js';
+import { refuseUpgrade } from '../upgrade-refusal.js';
 import { createProxy, type OpenedStation } from './proxy.js';
 import { OCPP_PROTOCOLS, isOcppProtocol, ocppValidators, type OcppProtocol } from './validators.js';
 
@@ -30,7 +31,7 @@ export interface OcppServiceOptions {
   callTimeoutMs?: number;
   /** Heartbeat interval the built-in CSMS gives in BootNotification, default 300 s. */
   heartbeatIntervalSec?: number;
-  /** Failed logins per source address (login-guard.ts): the burst, its refill per minute, and logins checked at once overall. */
+  /** Failed logins per station id and source address (login-guard.ts): the burst, its refill per minute, and logins checked at once overall. */
   logins: { failureBurst: number; failuresPerMinute: number; maxPending: number };
 }
 
@@ -53,18 +54,6 @@ interface ServerClient {
   close(o: { code: number; reason: string }): Promise<unknown>;
   on(event: string, fn: (e: never) => void): void;
   once(event: string, fn: () => void): void;
-}
-
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
-
-/** Answers an upgrade request with a plain HTTP error and drops the socket. */
-function refuseUpgrade(socket: Duplex, status: number, retryAfterSec?: number): void {
-  if (socket.writable && status > 0) {
-    const text = STATUS_TEXT[status] ?? 'Error';
-    const retry = retryAfterSec === undefined ? '' : `Retry-After: ${retryAfterSec}\r\n`;
-    socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${retry}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
-  }
-  socket.destroy();
 }
 
 /** The station id of an /ocpp/<stationId> request path, if well-formed. */
