@@ -88,7 +88,7 @@ export interface GatewayOptions {
   /** how often expired messages are swept (ms) */
   expirySweepMs?: number;
   /** cluster mode: the bus to the other nodes (cluster/bus.ts) over a shared store; closed with the gateway */
-  bus?: RouterBus & { close(): Promise<void>; shareCrls(trust: GatewayTrust): void };
+  bus?: RouterBus & { close(): Promise<void>; shareCrls(trust: GatewayTrust): void; shareFirmwareReports(rollouts: RolloutManager): void };
   /** where stations download firmware packages, e.g. https://fw.example.net (default: this server's own http(s)://host:port) */
   firmwareBaseUrl?: string;
 }
@@ -143,6 +143,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   let baseUrl = '';
   const rollouts = new RolloutManager(ctx, { packages, policy: defaultRoutePolicy(o.rolePolicy), baseUrl: () => o.firmwareBaseUrl ?? baseUrl, fields: (pid) => packages.ocppFields(pid), dataDir: o.dataDir });
   ctx.firmware = rollouts;
+  o.bus?.shareFirmwareReports(rollouts);
   const firmwareHttp = createFirmwareHttp(packages, log.child({ component: 'firmware' }));
 
   const endpoints = createEndpointService(ctx, trust, directory, audit, {

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { b64u } from '../../core/base64url.js';
 import { utf8 } from '../../core/bytes.js';
 import { EvsealError } from '../../core/errors.js';
+import { parseStationReport, type RolloutManager } from '../firmware/rollouts.js';
 import type { RouterBus } from '../router.js';
 import type { GatewayTrust } from '../trust.js';
 import type { PostgresStore } from '../store/postgres.js';
@@ -229,6 +230,29 @@ export class JetStreamBus implements RouterBus {
     trust.on('crl', (anchor: string) => {
       if (!this.#closed) this.#nc.publish(subject, utf8(anchor));
     });
+  }
+
+  /**
+   * Firmware rollouts across nodes: a rollout's state lives on the node that
+   * started it, while its stations report to whichever node they are
+   * connected to. A report that belongs to no rollout a node holds is
+   * published on PREFIX.firmware; the node holding the rollout applies it and
+   * tells the rollout's client. A node's own publication comes back to it
+   * and matches nothing there.
+   */
+  shareFirmwareReports(rollouts: Pick<RolloutManager, 'apply' | 'onUnmatched'>): void {
+    const subject = `${this.#names.prefix}.firmware`;
+    this.#nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        const r = parseStationReport(msg.string());
+        if (r) rollouts.apply(r);
+        else this.#log.warn({ subject }, 'malformed firmware report on the bus ignored');
+      },
+    });
+    rollouts.onUnmatched = (r) => {
+      if (!this.#closed) this.#nc.publish(subject, utf8(JSON.stringify(r)));
+    };
   }
 
   async #loadCrls(trust: GatewayTrust): Promise<void> {

@@ -9,6 +9,7 @@ import { isOcppProtocol, type OcppProtocol } from '../ocpp/validators.js';
 import { firmwarePath } from './http.js';
 import type { PackageStore } from './packages.js';
 import { own, putOwn } from '../own-keys.js';
+import { STATION_ID } from '../ocpp/auth.js';
 
 /**
  * Statuses a station ends a rollout in. Installed is success; the others
@@ -55,6 +56,29 @@ export interface Rollout {
   created: number;
   expires: number;
   stations: Record<string, StationProgress>;
+}
+
+/** What a station reported that concerns its rollout: a firmware status (with the call's requestId when the notification carries it) or a security event type. */
+export type StationReport = { station: string; status: string; requestId?: number } | { station: string; security: string };
+
+/** A report as another node published it (cluster/bus.ts), or undefined if it is not one. */
+export function parseStationReport(text: string): StationReport | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  // the CSMS validated these against the OCPP schemas (a status is an enumeration, a security event type a string of up to 50)
+  const ok = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length <= 64;
+  const keys = Object.keys(o).sort().join(',');
+  if (typeof o.station !== 'string' || !STATION_ID.test(o.station)) return undefined;
+  if (keys === 'security,station') return ok(o.security) ? { station: o.station, security: o.security } : undefined;
+  if (keys === 'station,status') return ok(o.status) ? { station: o.station, status: o.status } : undefined;
+  if (keys === 'requestId,station,status') return ok(o.status) && Number.isSafeInteger(o.requestId) ? { station: o.station, status: o.status, requestId: o.requestId as number } : undefined;
+  return undefined;
 }
 
 /** What a rollout client is told as it happens (docs/gateway-protocol.md §3.5). */
@@ -267,30 +291,48 @@ export class RolloutManager {
     return r;
   }
 
+  /**
+   * Called with a station's report that belongs to no rollout this node
+   * holds: in a cluster, the bus passes it to the other nodes (a rollout's
+   * state lives on the node that started it, its stations report to the
+   * node they are connected to).
+   */
+  onUnmatched: ((r: StationReport) => void) | undefined;
+
   /** A (Signed)FirmwareStatusNotification from a station (built-in CSMS). */
   firmwareStatus(station: string, status: string, requestId: number | undefined): void {
-    const r = this.#find(station, requestId);
-    if (!r) return;
-    const p = own(r.stations, station);
-    if (!p || isTerminal(p.status)) return; // a rollout's verdict is final; later notifications (Idle) do not reopen it
-    const at = this.#ctx.now();
-    p.status = status;
-    p.at = at;
-    this.#save(r.id);
-    this.#emit(r.owner, { t: 'rollout-event', id: r.id, station, status, at });
+    this.#report(requestId === undefined ? { station, status } : { station, status, requestId });
   }
 
   /** A SecurityEventNotification from a station: noted on its open rollout (the type only; techInfo stays in the station state). */
   securityEvent(station: string, type: string): void {
-    const r = this.#find(station, undefined);
-    if (!r) return;
+    this.#report({ station, security: type });
+  }
+
+  #report(r: StationReport): void {
+    if (!this.apply(r)) this.onUnmatched?.(r);
+  }
+
+  /** Applies a station's report to the rollout it belongs to; false if this node holds none. */
+  apply(report: StationReport): boolean {
+    const { station } = report;
+    const r = this.#find(station, 'status' in report ? report.requestId : undefined);
+    if (!r) return false;
     const p = own(r.stations, station);
-    if (!p) return;
-    (p.securityEvents ??= []).push(type);
-    p.securityEvents.splice(0, Math.max(0, p.securityEvents.length - 20));
+    if (!p) return false;
     const at = this.#ctx.now();
+    if ('status' in report) {
+      if (isTerminal(p.status)) return true; // a rollout's verdict is final; later notifications (Idle) do not reopen it
+      p.status = report.status;
+      p.at = at;
+      this.#emit(r.owner, { t: 'rollout-event', id: r.id, station, status: report.status, at });
+    } else {
+      (p.securityEvents ??= []).push(report.security);
+      p.securityEvents.splice(0, Math.max(0, p.securityEvents.length - 20));
+      this.#emit(r.owner, { t: 'rollout-event', id: r.id, station, security: report.security, at });
+    }
     this.#save(r.id);
-    this.#emit(r.owner, { t: 'rollout-event', id: r.id, station, security: type, at });
+    return true;
   }
 
   /** The rollout a notification belongs to: by requestId, or else the station's newest rollout still open. */

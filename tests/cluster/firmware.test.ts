@@ -1,0 +1,131 @@
+// Firmware rollouts in a cluster: a rollout started on node A for a charger
+// connected to node B (the simulated charger: ocpp-rpc in strict mode). The
+// UpdateFirmware call is routed across the nodes, the charger downloads its
+// package from node A, installs it and reports its statuses and a security
+// event to node B, which holds no rollout and passes them on over the bus:
+// the rollout client on node A sees every one, and the rollout ends Installed.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GatewayClient, type RolloutEvent } from '../../src/client/gateway-client.js';
+import { uploadFirmware } from '../../src/client/firmware-upload.js';
+import { deleteStream } from '../../src/gateway/cluster/bus.js';
+import { loadOrCreateGatewayKey } from '../../src/gateway/identity.js';
+import { packFirmware } from '../../src/firmware/pack.js';
+import { readPackageIndex } from '../../src/firmware/package.js';
+import { writeInstalled, readInstalled } from '../../src/firmware/installed.js';
+import { runSimCharger, type SimEvent } from '../../src/sim/charger.js';
+import { PASSPHRASE, World } from '../helpers/world.js';
+import { cli, startNode, type ClusterConfig, type Node } from './nodes.js';
+import { freshBusNames, freshSchema, NATS_URL, servicesMissing } from './services.js';
+
+const skip = await servicesMissing({ pg: true, nats: true });
+const w = new World();
+w.now = Date.now();
+const schema = freshSchema('firmware');
+const bus = freshBusNames('firmware');
+const nodes: Node[] = [];
+const PASSWORD = 'correct horse battery staple';
+const SUCCESS = ['Downloading', 'Downloaded', 'SignatureVerified', 'Installing', 'Installed'];
+let cfg: ClusterConfig;
+let ca: string;
+const dirs = new Map<string, string>();
+
+before(async () => {
+  if (skip) return;
+  ca = await w.ca('ca');
+  dirs.set('pub-1', await w.identity(ca, 'firmware-publisher', 'pub-1'));
+  dirs.set('prov-1', await w.identity(ca, 'provisioning', 'prov-1'));
+  const cpDir = await w.identity(ca, 'charger', 'CP-fw', { alg: 'ecdsa-p256' });
+  writeInstalled(cpDir, { model: 'SIM-1', version: '1.0' });
+  dirs.set('CP-fw', cpDir);
+  const keyDir = w.path('gateway-key');
+  loadOrCreateGatewayKey(keyDir);
+  cfg = { storeUrl: schema.url, natsUrl: NATS_URL, stream: bus.stream, prefix: bus.prefix, keyDir, trust: join(ca, 'ca.pem'), crl: join(ca, 'crl.pem'), env: { ...process.env, EVSEAL_PASSPHRASE: PASSPHRASE } };
+});
+
+after(async () => {
+  for (const n of nodes) await n.kill('SIGKILL');
+  if (!skip) {
+    await schema.drop();
+    await deleteStream(NATS_URL, bus.stream);
+  }
+  w.cleanup();
+});
+
+const endpoint = (id: string) => w.endpoint(dirs.get(id)!, w.trust(ca), [join(ca, 'crl.pem')]);
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('a rollout started on node A reaches a charger on node B, whose statuses and security events come back through the bus', { skip, timeout: 60_000 }, async () => {
+  const [a, b] = await Promise.all([startNode(cfg, 'A'), startNode(cfg, 'B')]);
+  nodes.push(a, b);
+  const add = cli(cfg.env, ['station', 'add', '--store', cfg.storeUrl, '--id', 'CP-fw', '--password', PASSWORD]);
+  assert.equal(add.code, 0, add.stderr);
+
+  const simEvents: SimEvent[] = [];
+  const stop = new AbortController();
+  const sim = runSimCharger(
+    { endpoint: endpoint('CP-fw'), gateway: `${b.url}/ocpp`, password: PASSWORD, protocol: 'ocpp2.0.1', firmware: { dir: w.path('fw-CP-fw') }, onEvent: (e) => simEvents.push(e) },
+    stop.signal,
+  ).catch((e: unknown) => simEvents.push({ type: 'refused', code: `sim ended: ${(e as Error).message}` }));
+  try {
+    await until(() => simEvents.some((e) => e.type === 'booted'), 15_000, 'the charger booted on node B');
+
+    const events: RolloutEvent[] = [];
+    const prov = endpoint('prov-1');
+    const client = await GatewayClient.connect(a.url, { chain: prov.id.chain, privateKey: prov.id.privateKey, onRolloutEvent: (e) => events.push(e) });
+    try {
+      await client.publishBundle(readFileSync(join(dirs.get('prov-1')!, 'bundle.json'), 'utf8'));
+      const image = w.path('image.bin');
+      const data = Buffer.alloc(64 * 1024 + 5, 7);
+      writeFileSync(image, data);
+      const pack = (version: string) =>
+        packFirmware({
+          publisher: endpoint('pub-1'),
+          input: image,
+          output: w.path(`v${version}.evfw`),
+          version,
+          model: 'SIM-1',
+          recipients: [{ bundleJson: readFileSync(join(dirs.get('CP-fw')!, 'bundle.json'), 'utf8') }],
+        });
+      const statuses = (id: string) => events.flatMap((e) => (e.id === id && e.status ? [e.status] : []));
+
+      const pkg = await pack('2.0');
+      await uploadFirmware(client, w.path('v2.0.evfw'));
+      const r = await client.startRollout({ id: 'r-cluster', packageId: pkg.packageId, stations: ['CP-fw'], lifetimeSec: 600 });
+      await until(() => statuses('r-cluster').includes('Installed'), 30_000, `Installed reported through node B (so far: ${statuses('r-cluster').join(', ')})`);
+      assert.deepEqual(statuses('r-cluster'), SUCCESS, 'every status the charger sent to node B, in order, reached the client on node A');
+      assert.ok(readFileSync(join(w.path('fw-CP-fw'), `image-${r.requestId}.bin`)).equals(data), 'the image installed byte for byte');
+      assert.equal(readInstalled(dirs.get('CP-fw')!)?.version, '2.0');
+      const st = await client.rolloutStatus('r-cluster');
+      assert.equal(st.stations['CP-fw']!.status, 'Installed', 'node A holds the final state');
+
+      // A tampered package: the charger's InvalidSignature and its SecurityEventNotification go the same way.
+      const bad = await pack('3.0');
+      const badPath = w.path('v3.0.evfw');
+      const bytes = readFileSync(badPath);
+      const index = await readPackageIndex(badPath);
+      bytes[index.shared.offset + Math.floor(index.shared.length / 2)]! ^= 0x01;
+      writeFileSync(badPath, bytes);
+      await uploadFirmware(client, badPath);
+      await client.startRollout({ id: 'r-tampered', packageId: bad.packageId, stations: ['CP-fw'], lifetimeSec: 600 });
+      await until(() => statuses('r-tampered').includes('InvalidSignature'), 30_000, `InvalidSignature reported through node B (so far: ${statuses('r-tampered').join(', ')})`);
+      await until(() => events.some((e) => e.id === 'r-tampered' && e.security === 'InvalidFirmwareSignature'), 10_000, 'the security event reported through node B');
+      assert.deepEqual(statuses('r-tampered'), ['Downloading', 'Downloaded', 'InvalidSignature']);
+      assert.equal(readInstalled(dirs.get('CP-fw')!)?.version, '2.0', 'nothing installed');
+    } finally {
+      await client.close();
+    }
+  } finally {
+    stop.abort();
+    await sim;
+  }
+});
