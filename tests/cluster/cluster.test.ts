@@ -9,12 +9,11 @@ import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GatewayClient, type Delivery } from '../../src/client/gateway-client.js';
-import { deleteStream } from '../../src/gateway/cluster/bus.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/identity.js';
 import { revokeWithCaDir } from '../../src/keystore/ca-dir.js';
 import type { Endpoint } from '../../src/keystore/endpoint.js';
 import { PASSPHRASE, World } from '../helpers/world.js';
-import { cli, startNode, type ClusterConfig, type Node } from './nodes.js';
+import { cli, startNode, stopCluster, type ClusterConfig, type Node } from './nodes.js';
 import { connectCharger } from '../gateway/helpers/flows-fixture.js';
 import { PASSWORD } from '../gateway/helpers/ocpp-clients.js';
 import { freshBusNames, freshSchema, NATS_URL, servicesMissing } from './services.js';
@@ -49,11 +48,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const n of nodes) await n.kill('SIGKILL');
-  if (!skip) {
-    await schema.drop();
-    await deleteStream(NATS_URL, bus.stream);
-  }
+  await stopCluster(nodes, skip ? undefined : { schema, natsUrl: NATS_URL, stream: bus.stream });
   w.cleanup();
 });
 

@@ -10,15 +10,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GatewayClient, type RolloutEvent } from '../../src/client/gateway-client.js';
 import { uploadFirmware } from '../../src/client/firmware-upload.js';
-import { deleteStream } from '../../src/gateway/cluster/bus.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/identity.js';
 import { packFirmware } from '../../src/firmware/pack.js';
 import { readPackageIndex } from '../../src/firmware/package.js';
 import { writeInstalled, readInstalled } from '../../src/firmware/installed.js';
 import { runSimCharger, type SimEvent } from '../../src/sim/charger.js';
 import { PASSPHRASE, World } from '../helpers/world.js';
-import { cli, startNode, type ClusterConfig, type Node } from './nodes.js';
+import { cli, startNode, stopCluster, type ClusterConfig, type Node } from './nodes.js';
 import { freshBusNames, freshSchema, NATS_URL, servicesMissing } from './services.js';
+import { waitFor } from '../firmware/delivery-fixture.js';
 
 const skip = await servicesMissing({ pg: true, nats: true });
 const w = new World();
@@ -46,23 +46,11 @@ before(async () => {
 });
 
 after(async () => {
-  for (const n of nodes) await n.kill('SIGKILL');
-  if (!skip) {
-    await schema.drop();
-    await deleteStream(NATS_URL, bus.stream);
-  }
+  await stopCluster(nodes, skip ? undefined : { schema, natsUrl: NATS_URL, stream: bus.stream });
   w.cleanup();
 });
 
 const endpoint = (id: string) => w.endpoint(dirs.get(id)!, w.trust(ca), [join(ca, 'crl.pem')]);
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('a rollout started on node A reaches a charger on node B, whose statuses and security events come back through the bus', { skip, timeout: 60_000 }, async () => {
   const [a, b] = await Promise.all([startNode(cfg, 'A'), startNode(cfg, 'B')]);
@@ -77,7 +65,7 @@ test('a rollout started on node A reaches a charger on node B, whose statuses an
     stop.signal,
   ).catch((e: unknown) => simEvents.push({ type: 'refused', code: `sim ended: ${(e as Error).message}` }));
   try {
-    await until(() => simEvents.some((e) => e.type === 'booted'), 15_000, 'the charger booted on node B');
+    await waitFor(() => simEvents.some((e) => e.type === 'booted'), 'the charger booted on node B', 15_000);
 
     const events: RolloutEvent[] = [];
     const prov = endpoint('prov-1');
@@ -101,7 +89,7 @@ test('a rollout started on node A reaches a charger on node B, whose statuses an
       const pkg = await pack('2.0');
       await uploadFirmware(client, w.path('v2.0.evfw'));
       const r = await client.startRollout({ id: 'r-cluster', packageId: pkg.packageId, stations: ['CP-fw'], lifetimeSec: 600 });
-      await until(() => statuses('r-cluster').includes('Installed'), 30_000, `Installed reported through node B (so far: ${statuses('r-cluster').join(', ')})`);
+      await waitFor(() => statuses('r-cluster').includes('Installed'), 'Installed reported through node B', 30_000);
       assert.deepEqual(statuses('r-cluster'), SUCCESS, 'every status the charger sent to node B, in order, reached the client on node A');
       assert.ok(readFileSync(join(w.path('fw-CP-fw'), `image-${r.requestId}.bin`)).equals(data), 'the image installed byte for byte');
       assert.equal(readInstalled(dirs.get('CP-fw')!)?.version, '2.0');
@@ -117,8 +105,8 @@ test('a rollout started on node A reaches a charger on node B, whose statuses an
       writeFileSync(badPath, bytes);
       await uploadFirmware(client, badPath);
       await client.startRollout({ id: 'r-tampered', packageId: bad.packageId, stations: ['CP-fw'], lifetimeSec: 600 });
-      await until(() => statuses('r-tampered').includes('InvalidSignature'), 30_000, `InvalidSignature reported through node B (so far: ${statuses('r-tampered').join(', ')})`);
-      await until(() => events.some((e) => e.id === 'r-tampered' && e.security === 'InvalidFirmwareSignature'), 10_000, 'the security event reported through node B');
+      await waitFor(() => statuses('r-tampered').includes('InvalidSignature'), 'InvalidSignature reported through node B', 30_000);
+      await waitFor(() => events.some((e) => e.id === 'r-tampered' && e.security === 'InvalidFirmwareSignature'), 'the security event reported through node B', 10_000);
       assert.deepEqual(statuses('r-tampered'), ['Downloading', 'Downloaded', 'InvalidSignature']);
       assert.equal(readInstalled(dirs.get('CP-fw')!)?.version, '2.0', 'nothing installed');
     } finally {

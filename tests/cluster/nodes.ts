@@ -2,6 +2,7 @@
 // shares the test's PostgreSQL schema, JetStream stream and gateway key.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { deleteStream } from '../../src/gateway/cluster/bus.js';
 
 export const CLI = join(process.cwd(), 'dist', 'cli', 'main.js');
 
@@ -56,4 +57,13 @@ export function startNode(c: ClusterConfig, name: string): Promise<Node> {
 export function cli(env: NodeJS.ProcessEnv, args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', timeout: 30_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The end of a cluster test: its nodes killed, then its PostgreSQL schema and JetStream stream removed. */
+export async function stopCluster(nodes: Node[], made: { schema: { drop(): Promise<void> }; natsUrl: string; stream: string } | undefined): Promise<void> {
+  for (const n of nodes) await n.kill('SIGKILL');
+  if (made) {
+    await made.schema.drop();
+    await deleteStream(made.natsUrl, made.stream);
+  }
 }
