@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
@@ -141,7 +142,15 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   // Firmware packages under DATA/firmware, served over HTTP(S) to stations; rollouts go out as OCPP calls.
   const packages = new PackageStore({ dataDir: o.dataDir });
   let baseUrl = '';
-  const rollouts = new RolloutManager(ctx, { packages, policy: defaultRoutePolicy(o.rolePolicy), baseUrl: () => o.firmwareBaseUrl ?? baseUrl, fields: (pid) => packages.ocppFields(pid), dataDir: o.dataDir });
+  let nodeName = '';
+  const rollouts = new RolloutManager(ctx, {
+    packages,
+    policy: defaultRoutePolicy(o.rolePolicy),
+    baseUrl: () => o.firmwareBaseUrl ?? baseUrl,
+    fields: (pid) => packages.ocppFields(pid),
+    dataDir: o.dataDir,
+    node: () => nodeName,
+  });
   ctx.firmware = rollouts;
   o.bus?.shareFirmwareReports(rollouts);
   const firmwareHttp = createFirmwareHttp(packages, log.child({ component: 'firmware' }));
@@ -214,6 +223,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const port = (server.address() as AddressInfo).port;
   const url = `${o.tls ? 'wss' : 'ws'}://${o.host ?? '127.0.0.1'}:${port}`;
   baseUrl = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
+  nodeName = `${hostname()}:${port}`;
 
   const expiry = setInterval(() => {
     router.expire().catch((e: unknown) => log.error({ err: (e as Error).message }, 'expiry sweep failed'));

@@ -4,9 +4,11 @@
 // package from node A, installs it and reports its statuses and a security
 // event to node B, which holds no rollout and passes them on over the bus:
 // the rollout client on node A sees every one, and the rollout ends Installed.
+// Node B refuses to start or report on the rollout node A holds, naming A.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { GatewayClient, type RolloutEvent } from '../../src/client/gateway-client.js';
 import { uploadFirmware } from '../../src/client/firmware-upload.js';
@@ -109,6 +111,18 @@ test('a rollout started on node A reaches a charger on node B, whose statuses an
       await waitFor(() => events.some((e) => e.id === 'r-tampered' && e.security === 'InvalidFirmwareSignature'), 'the security event reported through node B', 10_000);
       assert.deepEqual(statuses('r-tampered'), ['Downloading', 'Downloaded', 'InvalidSignature']);
       assert.equal(readInstalled(dirs.get('CP-fw')!)?.version, '2.0', 'nothing installed');
+
+      // Node B neither starts a second copy of the rollout nor reports on it: it names the node that holds it.
+      // (Connecting there replaces the client's connection to node A: one connection per identity.)
+      const onB = await GatewayClient.connect(b.url, { chain: prov.id.chain, privateKey: prov.id.privateKey });
+      try {
+        const heldByA = (e: Error & { code?: string }) => e.code === 'ERR_STATE' && e.message.includes(`held by gateway node ${hostname()}:${new URL(a.url).port}`);
+        await assert.rejects(onB.startRollout({ id: 'r-cluster', packageId: pkg.packageId, stations: ['CP-fw'], lifetimeSec: 600 }), heldByA);
+        await assert.rejects(onB.rolloutStatus('r-cluster'), heldByA);
+        await assert.rejects(onB.rolloutStatus('r-unknown'), (e: Error & { code?: string }) => e.code === 'ERR_NOT_FOUND');
+      } finally {
+        await onB.close();
+      }
     } finally {
       await client.close();
     }

@@ -63,7 +63,7 @@ export function endpointFirmware(packages: PackageStore, rollouts: RolloutManage
           return { t: 'rollout', ref: f.ref, rollout: rolloutJson(r) };
         }
         case 'rollout-status':
-          return { t: 'rollout', ref: f.ref, rollout: rolloutJson(rollouts.get(p, f.id)) };
+          return { t: 'rollout', ref: f.ref, rollout: rolloutJson(await rollouts.get(p, f.id)) };
       }
     },
   };

@@ -101,9 +101,13 @@ export interface RolloutOptions {
   fields: (packageId: string) => Promise<OcppFirmwareFields>;
   dataDir: string;
   maxStations?: number;
+  /** this gateway node's name as operators know it (host:port), recorded in the store with each rollout it holds */
+  node: () => string;
 }
 
 const ROLLOUT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** The setting naming the node that holds a rollout (in a cluster, one node holds each rollout's state). */
+const holderKey = (id: string): string => `rollout-holder.${id}`;
 /** Rollouts are forgotten this long after they expire. */
 const KEEP_AFTER_EXPIRY_MS = 7 * 24 * 3600_000;
 
@@ -166,6 +170,7 @@ export class RolloutManager {
       this.#rollouts.delete(r.id);
       for (const s of Object.keys(r.stations)) this.#byRequest.delete(`${s}\0${r.requestId}`);
       rmSync(join(this.#dir, `${r.id}.json`), { force: true });
+      this.#ctx.store.putSetting(holderKey(r.id), '').catch((e: unknown) => this.#ctx.log.warn({ rollout: r.id, err: (e as Error).message }, 'rollout holder not cleared'));
     }
   }
 
@@ -210,10 +215,24 @@ export class RolloutManager {
     return deleted;
   }
 
-  get(owner: Principal, id: string): Rollout {
+  /** A rollout of `owner`'s; in a cluster, one another node holds is refused with that node's name. */
+  async get(owner: Principal, id: string): Promise<Rollout> {
     const r = this.#rollouts.get(id);
+    if (!r) await this.#refuseIfHeldElsewhere(id);
     if (!r || r.owner !== owner.id) throw new EvsealError('ERR_NOT_FOUND', `no rollout ${id}`);
     return r;
+  }
+
+  /**
+   * In a cluster a rollout's state and events live on the node that started
+   * it: another node refuses to start it again or report on it, naming that
+   * node, rather than keep a second, diverging copy.
+   */
+  async #refuseIfHeldElsewhere(id: string): Promise<void> {
+    const holder = await this.#ctx.store.getSetting(holderKey(id));
+    if (holder && holder !== this.#o.node()) {
+      throw new EvsealError('ERR_STATE', `rollout ${id} is held by gateway node ${holder}; its state and events are there, so connect to that node to follow it`);
+    }
   }
 
   /**
@@ -238,6 +257,7 @@ export class RolloutManager {
   }
 
   async #start(owner: Principal, req: { id: string; packageId: string; stations?: string[]; all?: boolean; lifetimeMs: number }): Promise<Rollout> {
+    await this.#refuseIfHeldElsewhere(req.id);
     const index = await this.#o.packages.index(req.packageId);
     const targets = [...new Set(req.all ? index.deviceIds : (req.stations ?? []))];
     if (targets.length === 0) throw new EvsealError('ERR_INVALID_INPUT', 'a rollout needs at least one station');
@@ -272,6 +292,7 @@ export class RolloutManager {
       set('Queued', { protocol, msgId });
       calls.push({ station, msgId, body: JSON.stringify(call) });
     }
+    await this.#ctx.store.putSetting(holderKey(r.id), this.#o.node());
     // known before the first call goes out: a station may answer and report at once
     this.#index(r);
     // submitted together, so the router commits them in shared transactions
