@@ -89,7 +89,7 @@ export interface GatewayOptions {
   /** how often expired messages are swept (ms) */
   expirySweepMs?: number;
   /** cluster mode: the bus to the other nodes (cluster/bus.ts) over a shared store; closed with the gateway */
-  bus?: RouterBus & { close(): Promise<void>; shareCrls(trust: GatewayTrust): void; shareFirmwareReports(rollouts: RolloutManager): void };
+  bus?: RouterBus & { close(): Promise<void>; shareCrls(trust: GatewayTrust): void; shareFirmware(rollouts: RolloutManager): void };
   /** where stations download firmware packages, e.g. https://fw.example.net (default: this server's own http(s)://host:port) */
   firmwareBaseUrl?: string;
 }
@@ -152,7 +152,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     node: () => nodeName,
   });
   ctx.firmware = rollouts;
-  o.bus?.shareFirmwareReports(rollouts);
+  o.bus?.shareFirmware(rollouts);
   const firmwareHttp = createFirmwareHttp(packages, log.child({ component: 'firmware' }));
 
   const endpoints = createEndpointService(ctx, trust, directory, audit, {

@@ -1,9 +1,9 @@
-// A station's firmware report as one cluster node publishes it for the
-// others (cluster/bus.ts): what parseStationReport takes and what it
-// refuses. The round trip through two real nodes is tests/cluster/firmware.test.ts.
+// A station's firmware report, and a rollout event for its owner, as one
+// cluster node publishes them for the others (cluster/bus.ts): what
+// parseStationReport and parseOwnerEvent take and what they refuse. The round trip through two real nodes is tests/cluster/firmware.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseStationReport, type StationReport } from '../../src/gateway/firmware/rollouts.js';
+import { parseOwnerEvent, parseStationReport, type StationReport } from '../../src/gateway/firmware/rollouts.js';
 
 test('reports round-trip through their JSON', () => {
   const reports: StationReport[] = [
@@ -33,4 +33,26 @@ test('anything else is refused', () => {
     JSON.stringify({ station: 'CP-1', status: 'Installed', extra: 1 }),
   ];
   for (const t of bad) assert.equal(parseStationReport(t), undefined, t);
+});
+
+test("a rollout event for its owner's node: the two shapes round-trip; anything else is refused", () => {
+  const good = [
+    { owner: 'prov-1', event: { t: 'rollout-event', id: 'r-1', station: 'CP-1', status: 'Installed', at: 1767225600123 } },
+    { owner: 'prov-1', event: { t: 'rollout-event', id: 'r-1', station: 'CP-1', security: 'InvalidFirmwareSignature', at: 1 } },
+  ];
+  for (const m of good) assert.deepEqual(parseOwnerEvent(JSON.stringify(m)), m);
+  const ev = good[0]!.event;
+  const bad = [
+    'not json',
+    JSON.stringify({ owner: 'prov 1', event: ev }),
+    JSON.stringify({ owner: 'prov-1' }),
+    JSON.stringify({ owner: 'prov-1', event: ev, extra: 1 }),
+    JSON.stringify({ owner: 'prov-1', event: { ...ev, t: 'rollout' } }),
+    JSON.stringify({ owner: 'prov-1', event: { ...ev, id: 'r/1' } }),
+    JSON.stringify({ owner: 'prov-1', event: { ...ev, at: '1' } }),
+    JSON.stringify({ owner: 'prov-1', event: { ...ev, requestId: 4 } }),
+    JSON.stringify({ owner: 'prov-1', event: { ...ev, security: 'X' } }),
+    JSON.stringify({ owner: 'prov-1', event: { ...ev, station: 'CP 1' } }),
+  ];
+  for (const t of bad) assert.equal(parseOwnerEvent(t), undefined, t);
 });

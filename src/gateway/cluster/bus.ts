@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { connect, nanos, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, headers, nanos, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { b64u } from '../../core/base64url.js';
 import { utf8 } from '../../core/bytes.js';
 import { EvsealError } from '../../core/errors.js';
-import { parseStationReport, type RolloutManager } from '../firmware/rollouts.js';
+import { parseOwnerEvent, parseStationReport, type RolloutManager } from '../firmware/rollouts.js';
 import type { RouterBus } from '../router.js';
 import type { GatewayTrust } from '../trust.js';
 import type { PostgresStore } from '../store/postgres.js';
@@ -235,23 +235,41 @@ export class JetStreamBus implements RouterBus {
   /**
    * Firmware rollouts across nodes: a rollout's state lives on the node that
    * started it, while its stations report to whichever node they are
-   * connected to. A report that belongs to no rollout a node holds is
-   * published on PREFIX.firmware; the node holding the rollout applies it and
-   * tells the rollout's client. A node's own publication comes back to it
-   * and matches nothing there.
+   * connected to and its owner may be connected to another. A report that
+   * belongs to no rollout a node holds is published on PREFIX.firmware; the
+   * node holding the rollout applies it. Each event of a rollout is
+   * published on PREFIX.rollout-event for the node holding the owner's
+   * connection. A node's own publications come back to it: a report then
+   * matches nothing, and an event it sent is skipped.
    */
-  shareFirmwareReports(rollouts: Pick<RolloutManager, 'apply' | 'onUnmatched'>): void {
-    const subject = `${this.#names.prefix}.firmware`;
-    this.#nc.subscribe(subject, {
+  shareFirmware(rollouts: Pick<RolloutManager, 'apply' | 'onUnmatched' | 'emitLocal' | 'onEvent'>): void {
+    const reports = `${this.#names.prefix}.firmware`;
+    const events = `${this.#names.prefix}.rollout-event`;
+    const me = randomUUID();
+    this.#nc.subscribe(reports, {
       callback: (err, msg) => {
         if (err) return;
         const r = parseStationReport(msg.string());
         if (r) rollouts.apply(r);
-        else this.#log.warn({ subject }, 'malformed firmware report on the bus ignored');
+        else this.#log.warn({ subject: reports }, 'malformed firmware report on the bus ignored');
+      },
+    });
+    this.#nc.subscribe(events, {
+      callback: (err, msg) => {
+        if (err || msg.headers?.get('evseal-node') === me) return;
+        const e = parseOwnerEvent(msg.string());
+        if (e) rollouts.emitLocal(e.owner, e.event);
+        else this.#log.warn({ subject: events }, 'malformed rollout event on the bus ignored');
       },
     });
     rollouts.onUnmatched = (r) => {
-      if (!this.#closed) this.#nc.publish(subject, utf8(JSON.stringify(r)));
+      if (!this.#closed) this.#nc.publish(reports, utf8(JSON.stringify(r)));
+    };
+    rollouts.onEvent = (owner, event) => {
+      if (this.#closed) return;
+      const h = headers();
+      h.set('evseal-node', me);
+      this.#nc.publish(events, utf8(JSON.stringify({ owner, event })), { headers: h });
     };
   }
 

@@ -10,6 +10,7 @@ import { firmwarePath } from './http.js';
 import type { PackageStore } from './packages.js';
 import { own, putOwn } from '../own-keys.js';
 import { STATION_ID } from '../ocpp/auth.js';
+import { ID_RE } from '../../core/roles.js';
 
 /**
  * Statuses a station ends a rollout in. Installed is success; the others
@@ -58,19 +59,39 @@ export interface Rollout {
   stations: Record<string, StationProgress>;
 }
 
+const ROLLOUT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 /** What a station reported that concerns its rollout: a firmware status (with the call's requestId when the notification carries it) or a security event type. */
 export type StationReport = { station: string; status: string; requestId?: number } | { station: string; security: string };
 
 /** A report as another node published it (cluster/bus.ts), or undefined if it is not one. */
 export function parseStationReport(text: string): StationReport | undefined {
-  let v: unknown;
+  const v = parseObject(text);
+  return v && reportFrom(v);
+}
+
+/** A rollout event as the node holding the rollout published it for the owner's connection (cluster/bus.ts), or undefined if it is not one. */
+export function parseOwnerEvent(text: string): { owner: string; event: RolloutEvent } | undefined {
+  const v = parseObject(text);
+  if (!v || Object.keys(v).length !== 2 || typeof v.owner !== 'string' || !ID_RE.test(v.owner) || typeof v.event !== 'object' || v.event === null) return undefined;
+  const { t, id, at, ...rest } = v.event as Record<string, unknown>;
+  if (t !== 'rollout-event' || typeof id !== 'string' || !ROLLOUT_ID.test(id) || !Number.isSafeInteger(at)) return undefined;
+  const r = reportFrom(rest);
+  if (!r || 'requestId' in r) return undefined;
+  return { owner: v.owner, event: { t, id, at: at as number, ...r } };
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
   try {
-    v = JSON.parse(text);
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
-  const o = v as Record<string, unknown>;
+}
+
+/** Exactly {station, status}, {station, status, requestId} or {station, security}. */
+function reportFrom(o: Record<string, unknown>): StationReport | undefined {
   // the CSMS validated these against the OCPP schemas (a status is an enumeration, a security event type a string of up to 50)
   const ok = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length <= 64;
   const keys = Object.keys(o).sort().join(',');
@@ -105,9 +126,16 @@ export interface RolloutOptions {
   node: () => string;
 }
 
-const ROLLOUT_ID = /^[A-Za-z0-9_-]{1,64}$/;
-/** The setting naming the node that holds a rollout (in a cluster, one node holds each rollout's state). */
-const holderKey = (id: string): string => `rollout-holder.${id}`;
+/**
+ * The store's copy of a rollout, with the node that holds it: in a cluster
+ * one node (the one that started it) holds each rollout and applies its
+ * stations' reports; the others answer from this copy.
+ */
+const copyKey = (id: string): string => `rollout.${id}`;
+interface StoredRollout {
+  node: string;
+  rollout: Rollout;
+}
 /** Rollouts are forgotten this long after they expire. */
 const KEEP_AFTER_EXPIRY_MS = 7 * 24 * 3600_000;
 
@@ -170,7 +198,7 @@ export class RolloutManager {
       this.#rollouts.delete(r.id);
       for (const s of Object.keys(r.stations)) this.#byRequest.delete(`${s}\0${r.requestId}`);
       rmSync(join(this.#dir, `${r.id}.json`), { force: true });
-      this.#ctx.store.putSetting(holderKey(r.id), '').catch((e: unknown) => this.#ctx.log.warn({ rollout: r.id, err: (e as Error).message }, 'rollout holder not cleared'));
+      this.#ctx.store.putSetting(copyKey(r.id), '').catch((e: unknown) => this.#ctx.log.warn({ rollout: r.id, err: (e as Error).message }, 'stored rollout not cleared'));
     }
   }
 
@@ -215,35 +243,32 @@ export class RolloutManager {
     return deleted;
   }
 
-  /** A rollout of `owner`'s; in a cluster, one another node holds is refused with that node's name. */
+  /** A rollout of `owner`'s: the one this node holds, or in a cluster the store's copy of one another node holds. */
   async get(owner: Principal, id: string): Promise<Rollout> {
-    const r = this.#rollouts.get(id);
-    if (!r) await this.#refuseIfHeldElsewhere(id);
+    const r = this.#rollouts.get(id) ?? (await this.#heldElsewhere(id))?.rollout;
     if (!r || r.owner !== owner.id) throw new EvsealError('ERR_NOT_FOUND', `no rollout ${id}`);
     return r;
   }
 
-  /**
-   * In a cluster a rollout's state and events live on the node that started
-   * it: another node refuses to start it again or report on it, naming that
-   * node, rather than keep a second, diverging copy.
-   */
-  async #refuseIfHeldElsewhere(id: string): Promise<void> {
-    const holder = await this.#ctx.store.getSetting(holderKey(id));
-    if (holder && holder !== this.#o.node()) {
-      throw new EvsealError('ERR_STATE', `rollout ${id} is held by gateway node ${holder}; its state and events are there, so connect to that node to follow it`);
-    }
+  /** The store's copy of a rollout another node holds (stored when it started, updated as its stations report). */
+  async #heldElsewhere(id: string): Promise<StoredRollout | undefined> {
+    const text = await this.#ctx.store.getSetting(copyKey(id));
+    if (!text) return undefined;
+    const stored = JSON.parse(text) as StoredRollout;
+    return stored.node === this.#o.node() ? undefined : stored;
   }
 
   /**
    * Starts a rollout (idempotent by id: the same request again answers the
-   * rollout as it stands). Stations that cannot be reached by any call get
+   * rollout as it stands, in a cluster also on another node than the one
+   * holding it). Stations that cannot be reached by any call get
    * a terminal status at once; the others are Queued until they answer.
    */
   async start(owner: Principal, req: { id: string; packageId: string; stations?: string[]; all?: boolean; lifetimeMs: number }): Promise<Rollout> {
     this.checkRole(owner);
     if (!ROLLOUT_ID.test(req.id)) throw new EvsealError('ERR_INVALID_INPUT', 'malformed rollout id');
-    const existing = this.#rollouts.get(req.id);
+    const elsewhere = this.#rollouts.has(req.id) ? undefined : await this.#heldElsewhere(req.id);
+    const existing = this.#rollouts.get(req.id) ?? elsewhere?.rollout;
     if (existing) {
       if (existing.owner !== owner.id || existing.packageId !== req.packageId) throw new EvsealError('ERR_INVALID_INPUT', `rollout id ${req.id} is taken`);
       return existing;
@@ -257,7 +282,6 @@ export class RolloutManager {
   }
 
   async #start(owner: Principal, req: { id: string; packageId: string; stations?: string[]; all?: boolean; lifetimeMs: number }): Promise<Rollout> {
-    await this.#refuseIfHeldElsewhere(req.id);
     const index = await this.#o.packages.index(req.packageId);
     const targets = [...new Set(req.all ? index.deviceIds : (req.stations ?? []))];
     if (targets.length === 0) throw new EvsealError('ERR_INVALID_INPUT', 'a rollout needs at least one station');
@@ -292,7 +316,8 @@ export class RolloutManager {
       set('Queued', { protocol, msgId });
       calls.push({ station, msgId, body: JSON.stringify(call) });
     }
-    await this.#ctx.store.putSetting(holderKey(r.id), this.#o.node());
+    // stored before the first call goes out: the other nodes of a cluster find it held here
+    await this.#store(r);
     // known before the first call goes out: a station may answer and report at once
     this.#index(r);
     // submitted together, so the router commits them in shared transactions
@@ -370,11 +395,28 @@ export class RolloutManager {
     return best;
   }
 
+  /**
+   * Called with each event of a rollout this node holds: in a cluster, the
+   * bus passes it to the other nodes, one of which may hold the owner's
+   * connection.
+   */
+  onEvent: ((owner: string, e: RolloutEvent) => void) | undefined;
+
   #emit(owner: string, e: RolloutEvent): void {
+    this.emitLocal(owner, e);
+    this.onEvent?.(owner, e);
+  }
+
+  /** Tells the owner's clients connected to this node. */
+  emitLocal(owner: string, e: RolloutEvent): void {
     for (const fn of this.#listeners.get(owner) ?? []) fn(e);
   }
 
-  /** Writes changed rollouts once per turn of the event loop (temp file + rename). */
+  #store(r: Rollout): Promise<void> {
+    return this.#ctx.store.putSetting(copyKey(r.id), JSON.stringify({ node: this.#o.node(), rollout: r } satisfies StoredRollout));
+  }
+
+  /** Writes changed rollouts once per turn of the event loop: to the data directory (temp file + rename), and the store's copy. */
   #save(id: string): void {
     this.#dirty.add(id);
     if (this.#flushing) return;
@@ -386,7 +428,9 @@ export class RolloutManager {
     this.#flushing = false;
     for (const id of this.#dirty) {
       const r = this.#rollouts.get(id);
-      if (r) writeFileAtomic(join(this.#dir, `${id}.json`), JSON.stringify(r) + '\n', 0o600);
+      if (!r) continue;
+      writeFileAtomic(join(this.#dir, `${id}.json`), JSON.stringify(r) + '\n', 0o600);
+      this.#store(r).catch((e: unknown) => this.#ctx.log.warn({ rollout: id, err: (e as Error).message }, 'stored rollout not updated'));
     }
     this.#dirty.clear();
   }
