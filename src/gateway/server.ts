@@ -21,6 +21,7 @@ import { GatewayTrust } from './trust.js';
 import { Directory } from './directory.js';
 import { PackageStore } from './firmware/packages.js';
 import { RolloutManager } from './firmware/rollouts.js';
+import { PackageHolders } from './firmware/holders.js';
 import { endpointFirmware } from './firmware/endpoint.js';
 import { createFirmwareHttp } from './firmware/http.js';
 
@@ -92,6 +93,8 @@ export interface GatewayOptions {
   bus?: RouterBus & { close(): Promise<void>; shareCrls(trust: GatewayTrust): void; shareFirmware(rollouts: RolloutManager): void };
   /** where stations download firmware packages, e.g. https://fw.example.net (default: this server's own http(s)://host:port) */
   firmwareBaseUrl?: string;
+  /** cluster mode: this node's own http(s)://host:port as the other nodes reach it (default: the listen address, or this host's name when listening on a wildcard address) */
+  nodeUrl?: string;
 }
 
 export interface RunningGateway {
@@ -142,18 +145,19 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   // Firmware packages under DATA/firmware, served over HTTP(S) to stations; rollouts go out as OCPP calls.
   const packages = new PackageStore({ dataDir: o.dataDir });
   let baseUrl = '';
-  let nodeName = '';
+  let nodeUrl = '';
+  const holders = new PackageHolders(store, () => nodeUrl);
   const rollouts = new RolloutManager(ctx, {
     packages,
     policy: defaultRoutePolicy(o.rolePolicy),
     baseUrl: () => o.firmwareBaseUrl ?? baseUrl,
     fields: (pid) => packages.ocppFields(pid),
     dataDir: o.dataDir,
-    node: () => nodeName,
+    node: () => nodeUrl,
   });
   ctx.firmware = rollouts;
   o.bus?.shareFirmware(rollouts);
-  const firmwareHttp = createFirmwareHttp(packages, log.child({ component: 'firmware' }));
+  const firmwareHttp = createFirmwareHttp(packages, holders, log.child({ component: 'firmware' }));
 
   const endpoints = createEndpointService(ctx, trust, directory, audit, {
     gatewayId: id,
@@ -164,7 +168,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     authTimeoutMs: 10_000,
     maxUnauthenticatedPerSource: limits.maxUnauthenticatedPerSource,
     window: limits.window,
-    firmware: endpointFirmware(packages, rollouts),
+    firmware: endpointFirmware(packages, rollouts, holders),
   });
   const ocpp = createOcppService(ctx, {
     upstream: o.upstream,
@@ -221,9 +225,12 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     });
   });
   const port = (server.address() as AddressInfo).port;
-  const url = `${o.tls ? 'wss' : 'ws'}://${o.host ?? '127.0.0.1'}:${port}`;
-  baseUrl = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
-  nodeName = `${hostname()}:${port}`;
+  // an IPv6 literal goes in brackets in a URL
+  const host = (o.host ?? '127.0.0.1').includes(':') ? `[${o.host}]` : (o.host ?? '127.0.0.1');
+  const url = `${o.tls ? 'wss' : 'ws'}://${host}:${port}`;
+  baseUrl = `${o.tls ? 'https' : 'http'}://${host}:${port}`;
+  const wildcard = o.host === '0.0.0.0' || o.host === '::';
+  nodeUrl = o.nodeUrl ?? `${o.tls ? 'https' : 'http'}://${wildcard ? hostname() : host}:${port}`;
 
   const expiry = setInterval(() => {
     router.expire().catch((e: unknown) => log.error({ err: (e as Error).message }, 'expiry sweep failed'));

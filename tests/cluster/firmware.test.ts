@@ -1,20 +1,25 @@
-// Firmware rollouts in a cluster: a rollout started on node A for a charger
-// connected to node B (the simulated charger: ocpp-rpc in strict mode). The
-// UpdateFirmware call is routed across the nodes, the charger downloads its
-// package from node A, installs it and reports its statuses and a security
-// event to node B, which holds no rollout and passes them on over the bus:
+// Firmware rollouts in a cluster of two nodes, each with its own data
+// directory: a rollout started on node A for a charger connected to node B
+// (the simulated charger: ocpp-rpc in strict mode). The UpdateFirmware call
+// is routed across the nodes; node A's download address is node B (as if a
+// load balancer had sent the charger there), which holds no package and
+// forwards the download to node A; the charger installs it and reports its
+// statuses and a security event to node B, which holds no rollout and
+// passes them on over the bus:
 // the rollout client on node A sees every one, and the rollout ends Installed.
 // Node B answers for that rollout from the store's copy; and a client that
 // moves to node B is told of the next rollout's progress there.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GatewayClient, type RolloutEvent } from '../../src/client/gateway-client.js';
 import { uploadFirmware } from '../../src/client/firmware-upload.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/identity.js';
 import { packFirmware } from '../../src/firmware/pack.js';
 import { readPackageIndex } from '../../src/firmware/package.js';
+import { firmwarePath } from '../../src/gateway/firmware/http.js';
+import { PackageStore } from '../../src/gateway/firmware/packages.js';
 import { writeInstalled, readInstalled } from '../../src/firmware/installed.js';
 import { runSimCharger, type SimEvent } from '../../src/sim/charger.js';
 import { PASSPHRASE, World } from '../helpers/world.js';
@@ -55,8 +60,18 @@ after(async () => {
 const endpoint = (id: string) => w.endpoint(dirs.get(id)!, w.trust(ca), [join(ca, 'crl.pem')]);
 
 test('a rollout started on node A reaches a charger on node B; its statuses, security events and state are seen from either node', { skip, timeout: 90_000 }, async () => {
-  const [a, b] = await Promise.all([startNode(cfg, 'A'), startNode(cfg, 'B')]);
-  nodes.push(a, b);
+  // each node its own --data with the one gateway key; A's stations are sent to B to download
+  const dataOf = (n: string) => {
+    const d = w.path(`data-${n}`);
+    mkdirSync(d);
+    copyFileSync(join(cfg.keyDir, 'gateway-key.pem'), join(d, 'gateway-key.pem'));
+    return d;
+  };
+  const b = await startNode(cfg, 'B', { dataDir: dataOf('B') });
+  nodes.push(b);
+  const bHttp = b.url.replace(/^ws/, 'http');
+  const a = await startNode(cfg, 'A', { dataDir: dataOf('A'), args: ['--firmware-base-url', bHttp] });
+  nodes.push(a);
   const add = cli(cfg.env, ['station', 'add', '--store', cfg.storeUrl, '--id', 'CP-fw', '--password', PASSWORD]);
   assert.equal(add.code, 0, add.stderr);
 
@@ -111,6 +126,18 @@ test('a rollout started on node A reaches a charger on node B; its statuses, sec
     assert.ok(readFileSync(join(w.path('fw-CP-fw'), `image-${r.requestId}.bin`)).equals(data), 'the image installed byte for byte');
     assert.equal(readInstalled(dirs.get('CP-fw')!)?.version, '2.0');
     assert.equal((await client.rolloutStatus('r-cluster')).stations['CP-fw']!.status, 'Installed', 'node A holds the final state');
+    // B forwards a download, ranges included, as A answers it; one already forwarded, or of a package no node holds, is not found
+    const path = firmwarePath(new PackageStore({ dataDir: w.path('data-A') }), pkg.packageId, 'CP-fw');
+    const aHttp = a.url.replace(/^ws/, 'http');
+    const direct = await fetch(aHttp + path, { headers: { range: 'bytes=100-4099' } });
+    const viaB = await fetch(bHttp + path, { headers: { range: 'bytes=100-4099' } });
+    assert.equal(direct.status, 206);
+    assert.equal(viaB.status, 206);
+    for (const h of ['content-range', 'content-length', 'etag']) assert.equal(viaB.headers.get(h), direct.headers.get(h), h);
+    assert.ok(Buffer.from(await viaB.arrayBuffer()).equals(Buffer.from(await direct.arrayBuffer())));
+    assert.equal((await fetch(bHttp + path, { headers: { 'x-evseal-forwarded': '1' } })).status, 404);
+    assert.equal((await fetch(bHttp + path.replace(pkg.packageId, '0'.repeat(pkg.packageId.length)))).status, 404);
+    assert.equal((await fetch(bHttp + path.slice(0, -3) + 'AAA')).status, 404, 'a wrong token: A refuses, B passes that on');
 
     // 2. A tampered package: the charger's InvalidSignature and its SecurityEventNotification go the same way.
     const bad = await pack('3.0');
@@ -144,6 +171,10 @@ test('a rollout started on node A reaches a charger on node B; its statuses, sec
     assert.deepEqual(statuses('r-later'), SUCCESS);
     assert.equal(readInstalled(dirs.get('CP-fw')!)?.version, '4.0');
     await waitFor(async () => (await client.rolloutStatus('r-later')).stations['CP-fw']!.status === 'Installed', "node B's copy of r-later final", 5_000);
+
+    // With node A gone, B answers a download of A's package with 502.
+    await a.kill('SIGKILL');
+    assert.equal((await fetch(bHttp + path)).status, 502);
   } finally {
     await client.close();
     await stopSim();

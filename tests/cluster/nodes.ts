@@ -24,8 +24,9 @@ export interface Node {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startNode(c: ClusterConfig, name: string): Promise<Node> {
-  const args = [CLI, 'gateway', '--listen', '127.0.0.1:0', '--data', c.keyDir, '--trust', c.trust, '--crl', c.crl, '--store', c.storeUrl, '--bus', c.natsUrl, '--bus-stream', c.stream, '--bus-prefix', c.prefix];
+/** `o.dataDir`: the node's own --data (holding a copy of the key) instead of the shared keyDir; `o.args`: more options. */
+export function startNode(c: ClusterConfig, name: string, o: { dataDir?: string; args?: string[] } = {}): Promise<Node> {
+  const args = [CLI, 'gateway', '--listen', '127.0.0.1:0', '--data', o.dataDir ?? c.keyDir, '--trust', c.trust, '--crl', c.crl, '--store', c.storeUrl, '--bus', c.natsUrl, '--bus-stream', c.stream, '--bus-prefix', c.prefix, ...(o.args ?? [])];
   const proc = spawn(process.execPath, args, { env: c.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {

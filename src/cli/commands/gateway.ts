@@ -67,10 +67,12 @@ export function registerGateway(program: Command): void {
     .option('--bus-stream <NAME>', 'JetStream stream of the cluster', 'EVSEAL_MAIL')
     .option('--bus-prefix <PREFIX>', 'subject prefix of the cluster (subjects PREFIX.mail.<recipient>)', 'evseal')
     .option('--firmware-base-url <URL>', 'where stations download firmware packages (default: http(s)://LISTEN_HOST:PORT; set it when listening on a wildcard address or behind a CDN)')
+    .option('--node-url <URL>', "cluster mode: this node's own http(s)://host:port as the other nodes reach it; downloads of packages uploaded here are forwarded to it (default: http(s)://LISTEN_HOST:PORT, or this host's name on a wildcard address)")
     .action(async (o) => {
       const cfg = readConfig(o.config);
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new EvsealError('ERR_USAGE', '--tls-cert and --tls-key go together');
-      const fwBase = o.firmwareBaseUrl === undefined ? undefined : firmwareBaseUrl(o.firmwareBaseUrl);
+      const fwBase = o.firmwareBaseUrl === undefined ? undefined : httpBaseUrl('--firmware-base-url', o.firmwareBaseUrl);
+      const nodeUrl = o.nodeUrl === undefined ? undefined : httpBaseUrl('--node-url', o.nodeUrl);
       const rolePolicyPath: string | undefined = cfg.rolePolicy;
       // Loaded here so other commands do not pay for the OCPP stack's schemas at start.
       const { startGateway, LIMIT_NAMES } = await import('../../gateway/server.js');
@@ -96,6 +98,7 @@ export function registerGateway(program: Command): void {
         rolePolicy: rolePolicyPath ? parseRolePolicy(readFileSync(rolePolicyPath, 'utf8')) : undefined,
         limits: cfg.limits,
         firmwareBaseUrl: fwBase,
+        nodeUrl,
         tls: o.tlsCert
           ? {
               cert: readFileSync(o.tlsCert, 'utf8'),
@@ -121,13 +124,13 @@ export function registerGateway(program: Command): void {
 }
 
 /** An absolute http(s) URL without a trailing slash: the download paths are appended to it. */
-function firmwareBaseUrl(v: string): string {
+function httpBaseUrl(flag: string, v: string): string {
   let u: URL;
   try {
     u = new URL(v);
   } catch {
-    throw new EvsealError('ERR_USAGE', `--firmware-base-url: not a URL: ${v}`);
+    throw new EvsealError('ERR_USAGE', `${flag}: not a URL: ${v}`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new EvsealError('ERR_USAGE', '--firmware-base-url must be http:// or https://');
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new EvsealError('ERR_USAGE', `${flag} must be http:// or https://`);
   return v.replace(/\/+$/, '');
 }

@@ -2,6 +2,7 @@ import { fromB64u } from '../../core/base64url.js';
 import { EvsealError } from '../../core/errors.js';
 import type { Principal } from '../context.js';
 import type { ClientFrame } from '../endpoint/frames.js';
+import type { PackageHolders } from './holders.js';
 import type { PackageStore } from './packages.js';
 import type { Rollout, RolloutEvent, RolloutManager } from './rollouts.js';
 import { putOwn } from '../own-keys.js';
@@ -33,7 +34,7 @@ function rolloutJson(r: Rollout): Record<string, unknown> {
  * chunks (resumable, idempotent by package id), deletion, and rollouts. Both are for
  * identities the route policy lets make `firmware` calls to chargers.
  */
-export function endpointFirmware(packages: PackageStore, rollouts: RolloutManager): EndpointFirmware {
+export function endpointFirmware(packages: PackageStore, rollouts: RolloutManager, holders: PackageHolders): EndpointFirmware {
   return {
     subscribe: (owner, fn) => rollouts.subscribe(owner, fn),
     async handle(p, f) {
@@ -50,11 +51,13 @@ export function endpointFirmware(packages: PackageStore, rollouts: RolloutManage
         case 'firmware-commit': {
           rollouts.checkRole(p);
           const index = await packages.commit(f.packageId, fromB64u(f.sha256, 'sha256'));
+          await holders.record(f.packageId);
           const held = await packages.held(f.packageId);
           return { t: 'firmware', ref: f.ref, ...held, version: index.version, model: index.model, publisher: index.publisher, devices: index.deviceIds.length };
         }
         case 'firmware-delete': {
           const deleted = await rollouts.deletePackage(p, f.packageId, f.force === true);
+          if (deleted) await holders.forget(f.packageId);
           return { t: 'firmware', ref: f.ref, packageId: f.packageId, held: 0, complete: false, deleted };
         }
         case 'rollout': {

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { ID_RE } from '../../core/roles.js';
 import { EvsealError } from '../../core/errors.js';
 import { parseRange } from './range.js';
+import type { PackageHolders } from './holders.js';
 import { PACKAGE_ID_RE, type PackageStore } from './packages.js';
 
 /** The path a station downloads its device package from (docs/firmware.md, "Delivery through OCPP"). */
@@ -14,6 +16,39 @@ export function firmwarePath(store: PackageStore, packageId: string, stationId: 
 }
 
 const PATH = /^\/firmware\/([^/]+)\/([^/]+)\/([A-Za-z0-9_-]{22})$/;
+
+/** Marks a download one node forwarded to another: it is never forwarded again. */
+const FORWARDED = 'x-evseal-forwarded';
+/** What a forwarded download passes on, each way. */
+const REQUEST_HEADERS = ['range', 'if-range'] as const;
+const RESPONSE_HEADERS = ['content-type', 'content-length', 'content-range', 'accept-ranges', 'etag', 'cache-control'] as const;
+/** A node that holds the package but sends nothing for this long is given up on. */
+const FORWARD_IDLE_MS = 30_000;
+
+/**
+ * Streams the download from the node holding the package, status, headers
+ * and body as it answers (that node checks the token). Rejects before any
+ * byte is written if that node cannot be reached.
+ */
+function forward(req: IncomingMessage, res: ServerResponse, holder: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { [FORWARDED]: '1' };
+    for (const h of REQUEST_HEADERS) {
+      const v = req.headers[h];
+      if (typeof v === 'string') headers[h] = v;
+    }
+    const target = holder + (req.url ?? '/');
+    const up = (target.startsWith('https:') ? httpsRequest : httpRequest)(target, { method: req.method, headers, timeout: FORWARD_IDLE_MS }, (r) => {
+      const out: Record<string, string | string[]> = {};
+      for (const h of RESPONSE_HEADERS) if (r.headers[h] !== undefined) out[h] = r.headers[h];
+      res.writeHead(r.statusCode ?? 502, out);
+      pipeline(r, res).then(resolve, reject);
+    });
+    up.on('timeout', () => up.destroy(new Error('the node holding the package did not answer')));
+    up.on('error', reject);
+    up.end();
+  });
+}
 
 /**
  * Serves each station its device package: the device prefix (its key slot
@@ -24,7 +59,7 @@ const PATH = /^\/firmware\/([^/]+)\/([^/]+)\/([A-Za-z0-9_-]{22})$/;
  * disk: memory does not grow with the package. Anything unknown, or a
  * token that does not match, is 404 (the two are not told apart).
  */
-export function createFirmwareHttp(store: PackageStore, log: Logger) {
+export function createFirmwareHttp(store: PackageStore, holders: PackageHolders, log: Logger) {
   const notFound = (res: ServerResponse): void => {
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end('{"error":"not found"}');
@@ -40,7 +75,23 @@ export function createFirmwareHttp(store: PackageStore, log: Logger) {
     } catch {
       return notFound(res);
     }
-    if (!PACKAGE_ID_RE.test(packageId) || !ID_RE.test(stationId) || !store.checkToken(packageId, stationId, token)) return notFound(res);
+    if (!PACKAGE_ID_RE.test(packageId) || !ID_RE.test(stationId)) return notFound(res);
+    // In a cluster the package may be held by another node (./holders.ts): the download goes there, once.
+    if (!(await store.held(packageId)).complete) {
+      const holder = req.headers[FORWARDED] === undefined ? await holders.elsewhere(packageId) : undefined;
+      if (!holder) return notFound(res);
+      log.info({ packageId, stationId, holder }, 'firmware download forwarded');
+      try {
+        return await forward(req, res, holder);
+      } catch (e) {
+        if (res.headersSent) throw e;
+        log.warn({ packageId, holder, err: (e as Error).message }, 'firmware download could not be forwarded');
+        res.writeHead(502, { 'content-type': 'application/json' });
+        res.end('{"error":"the gateway node holding this package cannot be reached"}');
+        return;
+      }
+    }
+    if (!store.checkToken(packageId, stationId, token)) return notFound(res);
     let index;
     try {
       index = await store.index(packageId);

@@ -122,7 +122,7 @@ export interface RolloutOptions {
   fields: (packageId: string) => Promise<OcppFirmwareFields>;
   dataDir: string;
   maxStations?: number;
-  /** this gateway node's name as operators know it (host:port), recorded in the store with each rollout it holds */
+  /** this gateway node's address (GatewayOptions.nodeUrl), recorded in the store with each rollout it holds */
   node: () => string;
 }
 
