@@ -262,7 +262,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
         const closed = new Promise<void>((r) => server.close(() => r()));
         await router.drain();
         await Promise.all([endpoints.close(), ocpp.close()]);
-        rollouts.flush();
+        await rollouts.flush();
         server.closeAllConnections();
         await closed;
         await o.bus?.close();

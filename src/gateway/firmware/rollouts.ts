@@ -421,17 +421,20 @@ export class RolloutManager {
     this.#dirty.add(id);
     if (this.#flushing) return;
     this.#flushing = true;
-    setImmediate(() => this.flush());
+    setImmediate(() => void this.flush());
   }
 
-  flush(): void {
+  /** Resolves once the store's copies are written too (never rejects: a copy not written is logged, and the next change writes it). */
+  flush(): Promise<void> {
     this.#flushing = false;
+    const copies: Promise<void>[] = [];
     for (const id of this.#dirty) {
       const r = this.#rollouts.get(id);
       if (!r) continue;
       writeFileAtomic(join(this.#dir, `${id}.json`), JSON.stringify(r) + '\n', 0o600);
-      this.#store(r).catch((e: unknown) => this.#ctx.log.warn({ rollout: id, err: (e as Error).message }, 'stored rollout not updated'));
+      copies.push(this.#store(r).catch((e: unknown) => this.#ctx.log.warn({ rollout: id, err: (e as Error).message }, 'stored rollout not updated')));
     }
     this.#dirty.clear();
+    return Promise.all(copies).then(() => undefined);
   }
 }
