@@ -1,8 +1,9 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { b64u, fromB64u } from '../core/base64url.js';
 import { EvsealError } from '../core/errors.js';
+import { generateSigningKey } from '../core/x509/algorithms.js';
 import { writeFileAtomic } from '../keystore/atomic-file.js';
 
 /**
@@ -30,7 +31,7 @@ export function loadOrCreateGatewayKey(dataDir: string, id: string = DEFAULT_GAT
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new EvsealError('ERR_STATE', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    pem = generateSigningKey('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     // temp file + rename: a crash never leaves a torn key that would stop the next start
     writeFileAtomic(path, pem, 0o600);
   }

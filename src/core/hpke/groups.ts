@@ -91,8 +91,13 @@ export const X25519_GROUP: DhGroup<KeyObject, KeyObject> = Object.freeze({
   randomSk: (): Uint8Array => u8(randomBytes(32)),
   ephemeral(): { priv: KeyObject; pk: Uint8Array } {
     // generateKeyPairSync is slightly cheaper than random bytes + JWK import, and keeps skE inside OpenSSL.
-    const { privateKey, publicKey } = generateKeyPairSync('x25519');
-    return { priv: privateKey, pk: new Uint8Array(Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url')) };
+    // The public key is encoded by the key generation itself, never exported from the KeyObject afterwards:
+    // on Node 20 a garbage collection during a JWK export of a generated key can destroy the finished
+    // key-generation job, whose destructor takes the lock the export holds, and the process deadlocks
+    // (tests/hpke/keygen-deadlock.test.ts).
+    // (@types/node has no overload for a JWK encoding: the result is typed here.)
+    const { privateKey, publicKey } = generateKeyPairSync('x25519', { publicKeyEncoding: { format: 'jwk' } } as object) as unknown as { privateKey: KeyObject; publicKey: { x: string } };
+    return { priv: privateKey, pk: new Uint8Array(Buffer.from(publicKey.x, 'base64url')) };
   },
 });
 

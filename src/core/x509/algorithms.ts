@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { EvsealError } from '../errors.js';
 import { equalBytes } from '../bytes.js';
 
@@ -26,10 +26,24 @@ export function isSigAlg(x: unknown): x is SigAlg {
   return x === 'ecdsa-p256' || x === 'ed25519';
 }
 
+/**
+ * A new signing key pair. The keys are imported from the generated PKCS#8,
+ * not the KeyObjects the key generation returns: on Node 20 a garbage
+ * collection during a JWK export of such a key can destroy the finished
+ * key-generation job, whose destructor takes the lock the export holds, and
+ * the process deadlocks (tests/hpke/keygen-deadlock.test.ts).
+ */
 export function generateSigningKey(alg: SigAlg): { privateKey: KeyObject; publicKey: KeyObject } {
-  if (alg === 'ecdsa-p256') return generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  if (alg === 'ed25519') return generateKeyPairSync('ed25519');
-  throw new EvsealError('ERR_USAGE', `unsupported signature algorithm: ${String(alg)}`);
+  let pkcs8: Buffer;
+  if (alg === 'ecdsa-p256') pkcs8 = generateKeyPairSync('ec', { namedCurve: 'prime256v1', privateKeyEncoding: { type: 'pkcs8', format: 'der' }, publicKeyEncoding: { type: 'spki', format: 'der' } }).privateKey;
+  else if (alg === 'ed25519') pkcs8 = generateKeyPairSync('ed25519', { privateKeyEncoding: { type: 'pkcs8', format: 'der' }, publicKeyEncoding: { type: 'spki', format: 'der' } }).privateKey;
+  else throw new EvsealError('ERR_USAGE', `unsupported signature algorithm: ${String(alg)}`);
+  try {
+    const privateKey = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+    return { privateKey, publicKey: createPublicKey(privateKey) };
+  } finally {
+    pkcs8.fill(0);
+  }
 }
 
 /** The profile algorithm of a key (public or private), or undefined for any other key type. */
