@@ -225,12 +225,12 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     });
   });
   const port = (server.address() as AddressInfo).port;
-  // an IPv6 literal goes in brackets in a URL
-  const host = (o.host ?? '127.0.0.1').includes(':') ? `[${o.host}]` : (o.host ?? '127.0.0.1');
+  const listen = o.host ?? '127.0.0.1';
+  const host = listen.includes(':') ? `[${listen}]` : listen; // an IPv6 literal goes in brackets in a URL
+  const http = o.tls ? 'https' : 'http';
   const url = `${o.tls ? 'wss' : 'ws'}://${host}:${port}`;
-  baseUrl = `${o.tls ? 'https' : 'http'}://${host}:${port}`;
-  const wildcard = o.host === '0.0.0.0' || o.host === '::';
-  nodeUrl = o.nodeUrl ?? `${o.tls ? 'https' : 'http'}://${wildcard ? hostname() : host}:${port}`;
+  baseUrl = `${http}://${host}:${port}`;
+  nodeUrl = o.nodeUrl ?? (listen === '0.0.0.0' || listen === '::' ? `${http}://${hostname()}:${port}` : baseUrl);
 
   const expiry = setInterval(() => {
     router.expire().catch((e: unknown) => log.error({ err: (e as Error).message }, 'expiry sweep failed'));

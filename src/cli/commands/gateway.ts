@@ -62,7 +62,7 @@ export function registerGateway(program: Command): void {
     .option('--tls-key <PEM>', 'private key of --tls-cert')
     .option('--tls-client-ca <PEM>', 'CA certificates that may issue charger client certificates (profile 3; repeatable)', collect, [])
     .option('--id <ID>', 'gateway id, signed into challenges and receipts')
-    .option('--store <URL>', 'cluster mode: a shared PostgreSQL store (postgres://user@host:port/db[?schema=NAME]) instead of DIR/evseal.db; --data then holds only the gateway key, the same on every node')
+    .option('--store <URL>', 'cluster mode: a shared PostgreSQL store (postgres://user@host:port/db[?schema=NAME]) instead of DIR/evseal.db; --data then holds the gateway key (the same on every node) and the firmware packages and rollouts this node takes in')
     .option('--bus <URL>', 'cluster mode: NATS JetStream (nats://host:port) that routes between the nodes sharing --store')
     .option('--bus-stream <NAME>', 'JetStream stream of the cluster', 'EVSEAL_MAIL')
     .option('--bus-prefix <PREFIX>', 'subject prefix of the cluster (subjects PREFIX.mail.<recipient>)', 'evseal')

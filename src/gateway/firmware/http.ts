@@ -76,30 +76,26 @@ export function createFirmwareHttp(store: PackageStore, holders: PackageHolders,
       return notFound(res);
     }
     if (!PACKAGE_ID_RE.test(packageId) || !ID_RE.test(stationId)) return notFound(res);
-    // In a cluster the package may be held by another node (./holders.ts): the download goes there, once.
-    if (!(await store.held(packageId)).complete) {
+    let index;
+    try {
+      index = await store.index(packageId);
+    } catch (e) {
+      if (!(e instanceof EvsealError && e.code === 'ERR_NOT_FOUND')) throw e;
+      // In a cluster the package may be held by another node (./holders.ts): the download goes there, once.
       const holder = req.headers[FORWARDED] === undefined ? await holders.elsewhere(packageId) : undefined;
       if (!holder) return notFound(res);
       log.info({ packageId, stationId, holder }, 'firmware download forwarded');
       try {
         return await forward(req, res, holder);
-      } catch (e) {
-        if (res.headersSent) throw e;
-        log.warn({ packageId, holder, err: (e as Error).message }, 'firmware download could not be forwarded');
+      } catch (fe) {
+        if (res.headersSent) throw fe;
+        log.warn({ packageId, holder, err: (fe as Error).message }, 'firmware download could not be forwarded');
         res.writeHead(502, { 'content-type': 'application/json' });
         res.end('{"error":"the gateway node holding this package cannot be reached"}');
         return;
       }
     }
-    if (!store.checkToken(packageId, stationId, token)) return notFound(res);
-    let index;
-    try {
-      index = await store.index(packageId);
-    } catch (e) {
-      if (e instanceof EvsealError && e.code === 'ERR_NOT_FOUND') return notFound(res);
-      throw e;
-    }
-    if (!index.deviceIds.includes(stationId)) return notFound(res);
+    if (!store.checkToken(packageId, stationId, token) || !index.deviceIds.includes(stationId)) return notFound(res);
     const prefix = await store.prefix(packageId, index, stationId);
     const total = prefix.length + index.shared.length;
     const etag = `"${createHash('sha256').update(`${packageId}\0${stationId}\0`).update(prefix).digest('base64url').slice(0, 27)}"`;
