@@ -19,6 +19,12 @@ export function createMetrics() {
     refused: new Counter({ name: 'evseal_messages_refused_total', help: 'submissions refused, by error code', labelNames: ['code'], registers: [registry] }),
     ocppCalls: new Counter({ name: 'evseal_ocpp_calls_total', help: 'OCPP calls handled, by protocol and action', labelNames: ['protocol', 'action'], registers: [registry] }),
     prekeyClaims: new Counter({ name: 'evseal_prekey_claims_total', help: 'one-time prekey claims, by outcome (claimed, none left, limited: over the per-claimer quota)', labelNames: ['outcome'], registers: [registry] }),
+    firmwareDownloads: new Counter({
+      name: 'evseal_firmware_requests_total',
+      help: 'firmware download requests, by outcome (served, forwarded to the node holding the package, not-found, throttled: too many not-found from one address, busy: too many at once, unreachable: the holding node could not be reached, replica: a whole package sent to another node)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
     badMessages: new Counter({ name: 'evseal_bad_messages_total', help: 'malformed or oversized frames', labelNames: ['kind'], registers: [registry] }),
     acceptLatency: new Histogram({
       name: 'evseal_accept_latency_seconds',

@@ -22,7 +22,8 @@ import { Directory } from './directory.js';
 import { PackageStore } from './firmware/packages.js';
 import { RolloutManager } from './firmware/rollouts.js';
 import { PackageHolders } from './firmware/holders.js';
-import { endpointFirmware } from './firmware/endpoint.js';
+import { endpointFirmware, type PackagePeers } from './firmware/endpoint.js';
+import { PackageReplication } from './firmware/replication.js';
 import { createFirmwareHttp } from './firmware/http.js';
 
 export interface GatewayLimits extends RouterLimits {
@@ -48,6 +49,12 @@ export interface GatewayLimits extends RouterLimits {
   prekeyClaimBurst: number;
   /** one-time prekey claims per minute each (claimer, owner) pair is refilled with */
   prekeyClaimsPerMinute: number;
+  /** firmware download requests from one source address answered 404, in a burst (then 429 until refilled) */
+  firmwareNotFoundBurst: number;
+  /** 404 answers per minute that budget is refilled with */
+  firmwareNotFoundPerMinute: number;
+  /** firmware download requests served at once; more get 503 */
+  maxFirmwareDownloads: number;
 }
 
 export const DEFAULT_LIMITS: Omit<GatewayLimits, keyof RouterLimits> = {
@@ -62,6 +69,9 @@ export const DEFAULT_LIMITS: Omit<GatewayLimits, keyof RouterLimits> = {
   maxUnauthenticatedPerSource: 64,
   prekeyClaimBurst: 10,
   prekeyClaimsPerMinute: 1,
+  firmwareNotFoundBurst: 20,
+  firmwareNotFoundPerMinute: 10,
+  maxFirmwareDownloads: 256,
 };
 
 /** Every limit `limits` may set. */
@@ -90,11 +100,13 @@ export interface GatewayOptions {
   /** how often expired messages are swept (ms) */
   expirySweepMs?: number;
   /** cluster mode: the bus to the other nodes (cluster/bus.ts) over a shared store; closed with the gateway */
-  bus?: RouterBus & { close(): Promise<void>; shareCrls(trust: GatewayTrust): void; shareFirmware(rollouts: RolloutManager): void };
+  bus?: RouterBus & { close(): Promise<void>; shareCrls(trust: GatewayTrust): void; shareFirmware(rollouts: RolloutManager): void; sharePackages(replication: PackageReplication): void };
   /** where stations download firmware packages, e.g. https://fw.example.net (default: this server's own http(s)://host:port) */
   firmwareBaseUrl?: string;
   /** cluster mode: this node's own http(s)://host:port as the other nodes reach it (default: the listen address, or this host's name when listening on a wildcard address) */
   nodeUrl?: string;
+  /** cluster mode: copy every firmware package to this node (default true; false keeps each package on the node it was uploaded to, downloads are forwarded there) */
+  firmwareReplication?: boolean;
 }
 
 export interface RunningGateway {
@@ -147,6 +159,22 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   let baseUrl = '';
   let nodeUrl = '';
   const holders = new PackageHolders(store, () => nodeUrl);
+  const cluster = store.exclusive !== true;
+  if (cluster) {
+    // one URL key for the cluster, so that any node can check any download URL: the first node's is kept
+    if (packages.adoptUrlKey(await store.putSettingIfAbsent('firmware.url-key', packages.urlKeyText))) {
+      log.warn('firmware URL key replaced by the cluster\'s (in the shared store): download URLs this node handed out before no longer work');
+    }
+  }
+  const replication = cluster && o.firmwareReplication !== false ? new PackageReplication({ packages, holders, log: log.child({ component: 'firmware' }), now }) : undefined;
+  if (replication) o.bus?.sharePackages(replication);
+  const peers: PackagePeers = replication ?? {
+    uploaded: (pid, sha256) => holders.record(pid, sha256, { undelete: true }),
+    deleted: async (pid) => {
+      await holders.forget(pid);
+      return false;
+    },
+  };
   const rollouts = new RolloutManager(ctx, {
     packages,
     policy: defaultRoutePolicy(o.rolePolicy),
@@ -154,10 +182,15 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     fields: (pid) => packages.ocppFields(pid),
     dataDir: o.dataDir,
     node: () => nodeUrl,
+    ...(replication ? { ensurePackage: (pid: string) => replication.ensure(pid) } : {}),
   });
   ctx.firmware = rollouts;
   o.bus?.shareFirmware(rollouts);
-  const firmwareHttp = createFirmwareHttp(packages, holders, log.child({ component: 'firmware' }));
+  const firmwareHttp = createFirmwareHttp(packages, holders, log.child({ component: 'firmware' }), {
+    limits: { notFoundBurst: limits.firmwareNotFoundBurst, notFoundPerMinute: limits.firmwareNotFoundPerMinute, maxConcurrent: limits.maxFirmwareDownloads },
+    metrics,
+    replication,
+  });
 
   const endpoints = createEndpointService(ctx, trust, directory, audit, {
     gatewayId: id,
@@ -168,7 +201,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     authTimeoutMs: 10_000,
     maxUnauthenticatedPerSource: limits.maxUnauthenticatedPerSource,
     window: limits.window,
-    firmware: endpointFirmware(packages, rollouts, holders),
+    firmware: endpointFirmware(packages, rollouts, peers),
   });
   const ocpp = createOcppService(ctx, {
     upstream: o.upstream,
@@ -231,6 +264,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const url = `${o.tls ? 'wss' : 'ws'}://${host}:${port}`;
   baseUrl = `${http}://${host}:${port}`;
   nodeUrl = o.nodeUrl ?? (listen === '0.0.0.0' || listen === '::' ? `${http}://${hostname()}:${port}` : baseUrl);
+  // now that this node serves its copies: catch up with what the cluster holds
+  void replication?.sweep();
 
   const expiry = setInterval(() => {
     router.expire().catch((e: unknown) => log.error({ err: (e as Error).message }, 'expiry sweep failed'));
@@ -263,6 +298,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
         await router.drain();
         await Promise.all([endpoints.close(), ocpp.close()]);
         await rollouts.flush();
+        await replication?.close();
         server.closeAllConnections();
         await closed;
         await o.bus?.close();

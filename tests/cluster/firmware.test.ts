@@ -9,70 +9,34 @@
 // the rollout client on node A sees every one, and the rollout ends Installed.
 // Node B answers for that rollout from the store's copy; and a client that
 // moves to node B is told of the next rollout's progress there.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GatewayClient, type RolloutEvent } from '../../src/client/gateway-client.js';
+import type { RolloutEvent } from '../../src/client/gateway-client.js';
 import { uploadFirmware } from '../../src/client/firmware-upload.js';
-import { loadOrCreateGatewayKey } from '../../src/gateway/identity.js';
-import { packFirmware } from '../../src/firmware/pack.js';
 import { readPackageIndex } from '../../src/firmware/package.js';
 import { firmwarePath } from '../../src/gateway/firmware/http.js';
 import { PackageStore } from '../../src/gateway/firmware/packages.js';
-import { writeInstalled, readInstalled } from '../../src/firmware/installed.js';
+import { readInstalled } from '../../src/firmware/installed.js';
 import { runSimCharger, type SimEvent } from '../../src/sim/charger.js';
-import { PASSPHRASE, World } from '../helpers/world.js';
-import { cli, startNode, stopCluster, type ClusterConfig, type Node } from './nodes.js';
-import { freshBusNames, freshSchema, NATS_URL, servicesMissing } from './services.js';
+import { cli, startNode } from './nodes.js';
+import { FirmwareCluster } from './firmware-world.js';
 import { waitFor } from '../firmware/delivery-fixture.js';
 
-const skip = await servicesMissing({ pg: true, nats: true });
-const w = new World();
-w.now = Date.now();
-const schema = freshSchema('firmware');
-const bus = freshBusNames('firmware');
-const nodes: Node[] = [];
+const c = await FirmwareCluster.create('firmware', 'CP-fw');
 const PASSWORD = 'correct horse battery staple';
 const SUCCESS = ['Downloading', 'Downloaded', 'SignatureVerified', 'Installing', 'Installed'];
-let cfg: ClusterConfig;
-let ca: string;
-const dirs = new Map<string, string>();
 
-before(async () => {
-  if (skip) return;
-  ca = await w.ca('ca');
-  dirs.set('pub-1', await w.identity(ca, 'firmware-publisher', 'pub-1'));
-  dirs.set('prov-1', await w.identity(ca, 'provisioning', 'prov-1'));
-  const cpDir = await w.identity(ca, 'charger', 'CP-fw', { alg: 'ecdsa-p256' });
-  writeInstalled(cpDir, { model: 'SIM-1', version: '1.0' });
-  dirs.set('CP-fw', cpDir);
-  const keyDir = w.path('gateway-key');
-  loadOrCreateGatewayKey(keyDir);
-  cfg = { storeUrl: schema.url, natsUrl: NATS_URL, stream: bus.stream, prefix: bus.prefix, keyDir, trust: join(ca, 'ca.pem'), crl: join(ca, 'crl.pem'), env: { ...process.env, EVSEAL_PASSPHRASE: PASSPHRASE } };
-});
-
-after(async () => {
-  await stopCluster(nodes, skip ? undefined : { schema, natsUrl: NATS_URL, stream: bus.stream });
-  w.cleanup();
-});
-
-const endpoint = (id: string) => w.endpoint(dirs.get(id)!, w.trust(ca), [join(ca, 'crl.pem')]);
-
-test('a rollout started on node A reaches a charger on node B; its statuses, security events and state are seen from either node', { skip, timeout: 90_000 }, async () => {
+test('a rollout started on node A reaches a charger on node B; its statuses, security events and state are seen from either node', { skip: c.skip, timeout: 90_000 }, async () => {
   // each node its own --data with the one gateway key; A's stations are sent to B to download
-  const dataOf = (n: string) => {
-    const d = w.path(`data-${n}`);
-    mkdirSync(d);
-    copyFileSync(join(cfg.keyDir, 'gateway-key.pem'), join(d, 'gateway-key.pem'));
-    return d;
-  };
-  const b = await startNode(cfg, 'B', { dataDir: dataOf('B') });
-  nodes.push(b);
+  // each package stays on the node it was uploaded to (firmware-replication.test.ts covers the copies)
+  const b = await startNode(c.cfg, 'B', { dataDir: c.dataOf('B'), args: ['--no-firmware-replication'] });
+  c.nodes.push(b);
   const bHttp = b.url.replace(/^ws/, 'http');
-  const a = await startNode(cfg, 'A', { dataDir: dataOf('A'), args: ['--firmware-base-url', bHttp] });
-  nodes.push(a);
-  const add = cli(cfg.env, ['station', 'add', '--store', cfg.storeUrl, '--id', 'CP-fw', '--password', PASSWORD]);
+  const a = await startNode(c.cfg, 'A', { dataDir: c.dataOf('A'), args: ['--firmware-base-url', bHttp, '--no-firmware-replication'] });
+  c.nodes.push(a);
+  const add = cli(c.cfg.env, ['station', 'add', '--store', c.cfg.storeUrl, '--id', 'CP-fw', '--password', PASSWORD]);
   assert.equal(add.code, 0, add.stderr);
 
   const simEvents: SimEvent[] = [];
@@ -80,7 +44,7 @@ test('a rollout started on node A reaches a charger on node B; its statuses, sec
   const startSim = () => {
     const stop = new AbortController();
     const done = runSimCharger(
-      { endpoint: endpoint('CP-fw'), gateway: `${b.url}/ocpp`, password: PASSWORD, protocol: 'ocpp2.0.1', firmware: { dir: w.path('fw-CP-fw') }, onEvent: (e) => simEvents.push(e) },
+      { endpoint: c.endpoint('CP-fw'), gateway: `${b.url}/ocpp`, password: PASSWORD, protocol: 'ocpp2.0.1', firmware: { dir: c.w.path('fw-CP-fw') }, onEvent: (e) => simEvents.push(e) },
       stop.signal,
     ).catch((e: unknown) => simEvents.push({ type: 'refused', code: `sim ended: ${(e as Error).message}` }));
     sim = { stop, done };
@@ -92,30 +56,18 @@ test('a rollout started on node A reaches a charger on node B; its statuses, sec
   const booted = () => simEvents.filter((e) => e.type === 'booted').length;
 
   const events: RolloutEvent[] = [];
-  const prov = endpoint('prov-1');
-  const connect = (url: string) => GatewayClient.connect(url, { chain: prov.id.chain, privateKey: prov.id.privateKey, onRolloutEvent: (e) => events.push(e) });
+  const connect = (url: string) => c.connect(url, events);
   const statuses = (id: string) => events.flatMap((e) => (e.id === id && e.status ? [e.status] : []));
-  const image = w.path('image.bin');
+  const image = c.w.path('image.bin');
   const data = Buffer.alloc(64 * 1024 + 5, 7);
   writeFileSync(image, data);
-  const pack = async (version: string) => {
-    const path = w.path(`v${version}.evfw`);
-    const { packageId } = await packFirmware({
-      publisher: endpoint('pub-1'),
-      input: image,
-      output: path,
-      version,
-      model: 'SIM-1',
-      recipients: [{ bundleJson: readFileSync(join(dirs.get('CP-fw')!, 'bundle.json'), 'utf8') }],
-    });
-    return { path, packageId };
-  };
+  const pack = (version: string) => c.pack(image, version);
 
   startSim();
   let client = await connect(a.url);
   try {
     await waitFor(() => booted() === 1, 'the charger booted on node B', 15_000);
-    await client.publishBundle(readFileSync(join(dirs.get('prov-1')!, 'bundle.json'), 'utf8'));
+    await client.publishBundle(readFileSync(join(c.dirs.get('prov-1')!, 'bundle.json'), 'utf8'));
 
     // 1. Installed: every status the charger sent to node B reached the client on node A, in order.
     const pkg = await pack('2.0');
@@ -123,11 +75,11 @@ test('a rollout started on node A reaches a charger on node B; its statuses, sec
     const r = await client.startRollout({ id: 'r-cluster', packageId: pkg.packageId, stations: ['CP-fw'], lifetimeSec: 600 });
     await waitFor(() => statuses('r-cluster').includes('Installed'), 'Installed reported through node B', 30_000);
     assert.deepEqual(statuses('r-cluster'), SUCCESS);
-    assert.ok(readFileSync(join(w.path('fw-CP-fw'), `image-${r.requestId}.bin`)).equals(data), 'the image installed byte for byte');
-    assert.equal(readInstalled(dirs.get('CP-fw')!)?.version, '2.0');
+    assert.ok(readFileSync(join(c.w.path('fw-CP-fw'), `image-${r.requestId}.bin`)).equals(data), 'the image installed byte for byte');
+    assert.equal(readInstalled(c.dirs.get('CP-fw')!)?.version, '2.0');
     assert.equal((await client.rolloutStatus('r-cluster')).stations['CP-fw']!.status, 'Installed', 'node A holds the final state');
     // B forwards a download, ranges included, as A answers it; one already forwarded, or of a package no node holds, is not found
-    const path = firmwarePath(new PackageStore({ dataDir: w.path('data-A') }), pkg.packageId, 'CP-fw');
+    const path = firmwarePath(new PackageStore({ dataDir: c.w.path('data-A') }), pkg.packageId, 'CP-fw');
     const aHttp = a.url.replace(/^ws/, 'http');
     const direct = await fetch(aHttp + path, { headers: { range: 'bytes=100-4099' } });
     const viaB = await fetch(bHttp + path, { headers: { range: 'bytes=100-4099' } });
@@ -150,7 +102,7 @@ test('a rollout started on node A reaches a charger on node B; its statuses, sec
     await waitFor(() => statuses('r-tampered').includes('InvalidSignature'), 'InvalidSignature reported through node B', 30_000);
     await waitFor(() => events.some((e) => e.id === 'r-tampered' && e.security === 'InvalidFirmwareSignature'), 'the security event reported through node B', 10_000);
     assert.deepEqual(statuses('r-tampered'), ['Downloading', 'Downloaded', 'InvalidSignature']);
-    assert.equal(readInstalled(dirs.get('CP-fw')!)?.version, '2.0', 'nothing installed');
+    assert.equal(readInstalled(c.dirs.get('CP-fw')!)?.version, '2.0', 'nothing installed');
 
     // 3. With the charger offline, a rollout starts on node A; the client then moves to node B (which
     // closes its connection to A: one connection per identity) and is told there what happens once the
@@ -169,7 +121,7 @@ test('a rollout started on node A reaches a charger on node B; its statuses, sec
     startSim();
     await waitFor(() => statuses('r-later').includes('Installed'), 'Installed of r-later told to the client on node B', 30_000);
     assert.deepEqual(statuses('r-later'), SUCCESS);
-    assert.equal(readInstalled(dirs.get('CP-fw')!)?.version, '4.0');
+    assert.equal(readInstalled(c.dirs.get('CP-fw')!)?.version, '4.0');
     await waitFor(async () => (await client.rolloutStatus('r-later')).stations['CP-fw']!.status === 'Installed', "node B's copy of r-later final", 5_000);
 
     // With node A gone, B answers a download of A's package with 502.

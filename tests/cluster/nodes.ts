@@ -24,9 +24,9 @@ export interface Node {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** `o.dataDir`: the node's own --data (holding a copy of the key) instead of the shared keyDir; `o.args`: more options. */
-export function startNode(c: ClusterConfig, name: string, o: { dataDir?: string; args?: string[] } = {}): Promise<Node> {
-  const args = [CLI, 'gateway', '--listen', '127.0.0.1:0', '--data', o.dataDir ?? c.keyDir, '--trust', c.trust, '--crl', c.crl, '--store', c.storeUrl, '--bus', c.natsUrl, '--bus-stream', c.stream, '--bus-prefix', c.prefix, ...(o.args ?? [])];
+/** `o.dataDir`: the node's own --data (holding a copy of the key) instead of the shared keyDir; `o.listen`: host:port (default a free port); `o.args`: more options. */
+export function startNode(c: ClusterConfig, name: string, o: { dataDir?: string; listen?: string; args?: string[] } = {}): Promise<Node> {
+  const args = [CLI, 'gateway', '--listen', o.listen ?? '127.0.0.1:0', '--data', o.dataDir ?? c.keyDir, '--trust', c.trust, '--crl', c.crl, '--store', c.storeUrl, '--bus', c.natsUrl, '--bus-stream', c.stream, '--bus-prefix', c.prefix, ...(o.args ?? [])];
   const proc = spawn(process.execPath, args, { env: c.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseOwnerEvent, parseStationReport, type StationReport } from '../../src/gateway/firmware/rollouts.js';
+import { parsePackageAnnouncement } from '../../src/gateway/cluster/bus.js';
 
 test('reports round-trip through their JSON', () => {
   const reports: StationReport[] = [
@@ -55,4 +56,25 @@ test("a rollout event for its owner's node: the two shapes round-trip; anything 
     JSON.stringify({ owner: 'prov-1', event: { ...ev, station: 'CP 1' } }),
   ];
   for (const t of bad) assert.equal(parseOwnerEvent(t), undefined, t);
+});
+
+test('a package announcement between nodes: held or deleted, with a package id; anything else is refused', () => {
+  const pid = '0f'.repeat(16);
+  assert.deepEqual(parsePackageAnnouncement(JSON.stringify({ held: pid })), { held: pid });
+  assert.deepEqual(parsePackageAnnouncement(JSON.stringify({ deleted: pid })), { deleted: pid });
+  for (const bad of [
+    '',
+    'null',
+    '[]',
+    JSON.stringify({}),
+    JSON.stringify({ held: pid, deleted: pid }),
+    JSON.stringify({ held: pid.toUpperCase() }),
+    JSON.stringify({ held: pid.slice(1) }),
+    JSON.stringify({ held: `${pid}/../x` }),
+    JSON.stringify({ held: 1 }),
+    JSON.stringify({ copied: pid }),
+    JSON.stringify({ __proto__: pid }),
+  ]) {
+    assert.equal(parsePackageAnnouncement(bad), undefined, bad);
+  }
 });

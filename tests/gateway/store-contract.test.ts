@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { AuditLog } from '../../src/gateway/audit/log.js';
 import { readAuditLog, verifyAuditLog } from '../../src/gateway/audit/export.js';
 import { PostgresStore } from '../../src/gateway/store/postgres.js';
+import { PackageHolders } from '../../src/gateway/firmware/holders.js';
 import { SqliteStore } from '../../src/gateway/store/sqlite.js';
 import type { AuditEntry, GatewayStore, NewMessage, QueuedMessage } from '../../src/gateway/store/store.js';
 import { freshSchema, servicesMissing } from '../cluster/services.js';
@@ -210,6 +211,47 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     await s.putSetting('audit.gateway', 'gw');
     await s.putSetting('audit.gateway', 'gw2');
     assert.equal(await s.getSetting('audit.gateway'), 'gw2');
+    // the first writer of a key wins; later ones read its value
+    assert.equal(await s.putSettingIfAbsent('firmware.url-key', 'k1'), 'k1');
+    assert.equal(await s.putSettingIfAbsent('firmware.url-key', 'k2'), 'k1');
+    // a prefix is matched literally: LIKE and GLOB characters in it are plain characters
+    for (const k of ['p.a', 'p.b', 'p_c', 'p%', 'q.a', 'p']) await s.putSetting(k, `v-${k}`);
+    assert.deepEqual(await s.settingsWithPrefix('p.'), [['p.a', 'v-p.a'], ['p.b', 'v-p.b']]);
+    assert.deepEqual(await s.settingsWithPrefix('p%'), [['p%', 'v-p%']]);
+    assert.deepEqual(await s.settingsWithPrefix('p_'), [['p_c', 'v-p_c']]);
+    assert.deepEqual(await s.settingsWithPrefix('zz'), []);
+  });
+
+  t('firmware package holders: one record per node, deletion marked for the whole cluster', async (s) => {
+    const pid = 'ab'.repeat(16);
+    const digest = new Uint8Array(32).fill(7);
+    const a = new PackageHolders(s, () => 'http://a:1');
+    const b = new PackageHolders(s, () => 'http://b:1');
+    await a.record(pid, digest);
+    await b.record(pid, digest);
+    assert.deepEqual((await a.of(pid)).map((h) => h.node).sort(), ['http://a:1', 'http://b:1']);
+    assert.equal(await a.elsewhere(pid), 'http://b:1');
+    assert.deepEqual((await a.of(pid))[0]!.sha256, digest);
+    // a node forgetting its copy leaves the other's record
+    await b.forget(pid);
+    assert.equal(await a.elsewhere(pid), undefined);
+    assert.deepEqual((await b.of(pid)).map((h) => h.node), ['http://a:1']);
+    // deleted: marked, every record cleared; an upload again lifts the mark
+    assert.equal(await b.forgetEverywhere(pid, T0), true);
+    assert.equal(await a.deleted(pid), true);
+    assert.deepEqual(await a.of(pid), []);
+    assert.deepEqual(await a.all(), { held: new Map(), deleted: new Set([pid]) });
+    // a copy recorded after the deletion does not lift the mark; an upload does
+    await a.record(pid, digest);
+    assert.equal(await b.deleted(pid), true);
+    await a.record(pid, digest, { undelete: true });
+    assert.equal(await b.deleted(pid), false);
+    assert.equal(await b.elsewhere(pid), 'http://a:1');
+    // a record of the earlier form (the address alone) is still a holder, one without a digest
+    const old = 'cd'.repeat(16);
+    await s.putSetting(`package-holder.${old}`, 'http://c:1');
+    assert.deepEqual(await a.of(old), [{ node: 'http://c:1' }]);
+    assert.deepEqual([...(await a.all()).held.keys()].sort(), [pid, old].sort());
   });
 
   t('the audit log over this store verifies end to end and survives a reopen', async (s) => {

@@ -67,7 +67,8 @@ export function registerGateway(program: Command): void {
     .option('--bus-stream <NAME>', 'JetStream stream of the cluster', 'EVSEAL_MAIL')
     .option('--bus-prefix <PREFIX>', 'subject prefix of the cluster (subjects PREFIX.mail.<recipient>)', 'evseal')
     .option('--firmware-base-url <URL>', 'where stations download firmware packages (default: http(s)://LISTEN_HOST:PORT; set it when listening on a wildcard address or behind a CDN)')
-    .option('--node-url <URL>', "cluster mode: this node's own http(s)://host:port as the other nodes reach it; downloads of packages uploaded here are forwarded to it (default: http(s)://LISTEN_HOST:PORT, or this host's name on a wildcard address)")
+    .option('--no-firmware-replication', 'cluster mode: keep each firmware package only on the node it was uploaded to (downloads are forwarded there) instead of a copy on every node')
+    .option('--node-url <URL>', "cluster mode: this node's own http(s)://host:port as the other nodes reach it, to copy the firmware packages it holds or forward downloads to it (default: http(s)://LISTEN_HOST:PORT, or this host's name on a wildcard address)")
     .action(async (o) => {
       const cfg = readConfig(o.config);
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new EvsealError('ERR_USAGE', '--tls-cert and --tls-key go together');
@@ -98,6 +99,7 @@ export function registerGateway(program: Command): void {
         rolePolicy: rolePolicyPath ? parseRolePolicy(readFileSync(rolePolicyPath, 'utf8')) : undefined,
         limits: cfg.limits,
         firmwareBaseUrl: fwBase,
+        firmwareReplication: o.firmwareReplication,
         nodeUrl,
         tls: o.tlsCert
           ? {

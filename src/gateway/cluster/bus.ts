@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import { b64u } from '../../core/base64url.js';
 import { utf8 } from '../../core/bytes.js';
 import { EvsealError } from '../../core/errors.js';
+import { PACKAGE_ID_RE } from '../firmware/packages.js';
+import type { PackageReplication } from '../firmware/replication.js';
 import { parseOwnerEvent, parseStationReport, type RolloutManager } from '../firmware/rollouts.js';
 import type { RouterBus } from '../router.js';
 import type { GatewayTrust } from '../trust.js';
@@ -273,6 +275,29 @@ export class JetStreamBus implements RouterBus {
     };
   }
 
+  /**
+   * Firmware packages across nodes (firmware/replication.ts): a node that
+   * takes in a new package announces it on PREFIX.package, and the others
+   * copy it; a deletion is announced the same way, and each node drops its
+   * copy once the store confirms it. Missed announcements are caught by
+   * each node's sweep.
+   */
+  sharePackages(replication: Pick<PackageReplication, 'announce' | 'ensure' | 'dropIfDeleted'>): void {
+    const subject = `${this.#names.prefix}.package`;
+    this.#nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        const e = parsePackageAnnouncement(msg.string());
+        if (!e) return this.#log.warn({ subject }, 'malformed package announcement on the bus ignored');
+        if ('held' in e) void replication.ensure(e.held);
+        else void replication.dropIfDeleted(e.deleted).catch((x: unknown) => this.#log.warn({ packageId: e.deleted, err: (x as Error).message }, 'deleted package not dropped; the sweep retries'));
+      },
+    });
+    replication.announce = (e) => {
+      if (!this.#closed) this.#nc.publish(subject, utf8(JSON.stringify(e)));
+    };
+  }
+
   async #loadCrls(trust: GatewayTrust): Promise<void> {
     try {
       for (const c of await this.#store.listCrls()) {
@@ -297,6 +322,20 @@ export class JetStreamBus implements RouterBus {
     this.#store.onQueued = undefined;
     while (this.#publishing > 0) await new Promise((r) => setTimeout(r, 5));
     await this.#nc.drain().catch(() => undefined);
+  }
+}
+
+/** A package announcement as a node published it, or undefined if it is not one. */
+export function parsePackageAnnouncement(text: string): { held: string } | { deleted: string } | undefined {
+  try {
+    const v = JSON.parse(text) as Record<string, unknown>;
+    const keys = Object.keys(v);
+    if (keys.length !== 1) return undefined;
+    const id = v[keys[0]!];
+    if (typeof id !== 'string' || !PACKAGE_ID_RE.test(id)) return undefined;
+    return keys[0] === 'held' ? { held: id } : keys[0] === 'deleted' ? { deleted: id } : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -2,7 +2,6 @@ import { fromB64u } from '../../core/base64url.js';
 import { EvsealError } from '../../core/errors.js';
 import type { Principal } from '../context.js';
 import type { ClientFrame } from '../endpoint/frames.js';
-import type { PackageHolders } from './holders.js';
 import type { PackageStore } from './packages.js';
 import type { Rollout, RolloutEvent, RolloutManager } from './rollouts.js';
 import { putOwn } from '../own-keys.js';
@@ -30,11 +29,22 @@ function rolloutJson(r: Rollout): Record<string, unknown> {
 }
 
 /**
+ * What the other nodes of a cluster learn of this node's packages
+ * (./replication.ts); on a single node, its own record (./holders.ts).
+ */
+export interface PackagePeers {
+  /** An upload committed here, its bytes hashing to `sha256`. */
+  uploaded(packageId: string, sha256: Uint8Array): Promise<void>;
+  /** The package was deleted through this node; whether another node held it. */
+  deleted(packageId: string): Promise<boolean>;
+}
+
+/**
  * The endpoint-protocol side of firmware delivery: package upload in
  * chunks (resumable, idempotent by package id), deletion, and rollouts. Both are for
  * identities the route policy lets make `firmware` calls to chargers.
  */
-export function endpointFirmware(packages: PackageStore, rollouts: RolloutManager, holders: PackageHolders): EndpointFirmware {
+export function endpointFirmware(packages: PackageStore, rollouts: RolloutManager, peers: PackagePeers): EndpointFirmware {
   return {
     subscribe: (owner, fn) => rollouts.subscribe(owner, fn),
     async handle(p, f) {
@@ -50,15 +60,16 @@ export function endpointFirmware(packages: PackageStore, rollouts: RolloutManage
         }
         case 'firmware-commit': {
           rollouts.checkRole(p);
-          const index = await packages.commit(f.packageId, fromB64u(f.sha256, 'sha256'));
-          await holders.record(f.packageId);
+          const sha256 = fromB64u(f.sha256, 'sha256');
+          const index = await packages.commit(f.packageId, sha256);
+          await peers.uploaded(f.packageId, sha256);
           const held = await packages.held(f.packageId);
           return { t: 'firmware', ref: f.ref, ...held, version: index.version, model: index.model, publisher: index.publisher, devices: index.deviceIds.length };
         }
         case 'firmware-delete': {
-          const deleted = await rollouts.deletePackage(p, f.packageId, f.force === true);
-          if (deleted) await holders.forget(f.packageId);
-          return { t: 'firmware', ref: f.ref, packageId: f.packageId, held: 0, complete: false, deleted };
+          const here = await rollouts.deletePackage(p, f.packageId, f.force === true);
+          const elsewhere = await peers.deleted(f.packageId);
+          return { t: 'firmware', ref: f.ref, packageId: f.packageId, held: 0, complete: false, deleted: here || elsewhere };
         }
         case 'rollout': {
           if (f.lifetime < 1 || f.lifetime > MAX_LIFETIME_SEC) throw new EvsealError('ERR_INVALID_INPUT', `rollout lifetime must be 1..${MAX_LIFETIME_SEC} seconds`);

@@ -1,12 +1,39 @@
+import { createHash } from 'node:crypto';
+import { b64u, fromB64u } from '../../core/base64url.js';
 import type { GatewayStore } from '../store/store.js';
 
-const key = (packageId: string): string => `package-holder.${packageId}`;
+const PREFIX = 'package-holder.';
+/** One record per (package, node), so nodes never overwrite each other's; the key names the node by a hash of its address. */
+const holderKey = (packageId: string, node: string): string => `${PREFIX}${packageId}.${createHash('sha256').update(node).digest('base64url').slice(0, 16)}`;
+const tombstoneKey = (packageId: string): string => `package-deleted.${packageId}`;
+
+/** A node that holds a package, and the SHA-256 of the package's bytes as that node took them in. */
+export interface Holder {
+  node: string;
+  /** absent in a record written before digests were recorded: such a copy is forwarded to, never replicated */
+  sha256?: Uint8Array;
+}
+
+function parseHolder(value: string): Holder | undefined {
+  if (value === '') return undefined;
+  if (!value.startsWith('{')) return { node: value }; // a record of the earlier form: the address alone
+  try {
+    const v = JSON.parse(value) as { node?: unknown; sha256?: unknown };
+    if (typeof v.node !== 'string' || typeof v.sha256 !== 'string') return undefined;
+    return { node: v.node, sha256: fromB64u(v.sha256, 'package digest') };
+  } catch {
+    return undefined;
+  }
+}
 
 /**
- * In a cluster, which node holds each firmware package: packages live in
- * the data directory of the node they were uploaded to, and a node asked
- * for one it does not hold forwards the download there (./http.ts). Each
- * node records its own address (`--node-url`) for the packages it takes in.
+ * In a cluster, which nodes hold each firmware package: a package lives in
+ * the data directory of each node that holds it (the one it was uploaded
+ * to, and those that copied it, ./replication.ts), and a node asked for
+ * one it does not hold forwards the download to one that does (./http.ts).
+ * Each node records its own address (`--node-url`) for the packages it
+ * holds. A package deleted anywhere is marked deleted, so a node that was
+ * away when it happened drops its copy instead of offering it again.
  */
 export class PackageHolders {
   readonly #store: GatewayStore;
@@ -17,19 +44,68 @@ export class PackageHolders {
     this.#self = self;
   }
 
-  /** This node now holds the complete package. */
-  record(packageId: string): Promise<void> {
-    return this.#store.putSetting(key(packageId), this.#self());
+  get self(): string {
+    return this.#self();
   }
 
-  /** This node no longer holds it (deleted). */
-  async forget(packageId: string): Promise<void> {
-    if ((await this.#store.getSetting(key(packageId))) === this.#self()) await this.#store.putSetting(key(packageId), '');
+  /**
+   * This node now holds the complete package, whose bytes hash to `sha256`.
+   * An upload (`undelete`) lifts a deletion mark first; a copy never does,
+   * so one racing a deletion cannot bring the package back.
+   */
+  async record(packageId: string, sha256: Uint8Array, o: { undelete?: boolean } = {}): Promise<void> {
+    if (o.undelete) await this.#store.putSetting(tombstoneKey(packageId), '');
+    await this.#store.putSetting(holderKey(packageId, this.#self()), JSON.stringify({ node: this.#self(), sha256: b64u(sha256) }));
+  }
+
+  /** This node no longer holds it. */
+  forget(packageId: string): Promise<void> {
+    return this.#store.putSetting(holderKey(packageId, this.#self()), '');
+  }
+
+  /**
+   * The package is deleted in the whole cluster: marked deleted first (so no
+   * node records a copy again meanwhile), then every node's record cleared.
+   * Returns whether any node held it.
+   */
+  async forgetEverywhere(packageId: string, now: number): Promise<boolean> {
+    await this.#store.putSetting(tombstoneKey(packageId), String(now));
+    const records = await this.#store.settingsWithPrefix(PREFIX + packageId);
+    let held = false;
+    for (const [key, value] of records) {
+      if (value === '') continue;
+      held = true;
+      await this.#store.putSetting(key, '');
+    }
+    return held;
+  }
+
+  /** Whether the package was deleted (and not uploaded again since). */
+  async deleted(packageId: string): Promise<boolean> {
+    return ((await this.#store.getSetting(tombstoneKey(packageId))) ?? '') !== '';
+  }
+
+  /** The nodes holding `packageId`, this one included if it recorded itself. */
+  async of(packageId: string): Promise<Holder[]> {
+    return (await this.#store.settingsWithPrefix(PREFIX + packageId)).flatMap(([, v]) => parseHolder(v) ?? []);
   }
 
   /** The address of another node holding the package, if one does. */
   async elsewhere(packageId: string): Promise<string | undefined> {
-    const at = await this.#store.getSetting(key(packageId));
-    return at && at !== this.#self() ? at : undefined;
+    return (await this.of(packageId)).find((h) => h.node !== this.#self())?.node;
+  }
+
+  /** Every package some node holds, with its holders; and the packages marked deleted. */
+  async all(): Promise<{ held: Map<string, Holder[]>; deleted: Set<string> }> {
+    const held = new Map<string, Holder[]>();
+    for (const [key, value] of await this.#store.settingsWithPrefix(PREFIX)) {
+      const h = parseHolder(value);
+      if (!h) continue;
+      const packageId = key.slice(PREFIX.length, PREFIX.length + 32);
+      held.set(packageId, [...(held.get(packageId) ?? []), h]);
+    }
+    const deleted = new Set<string>();
+    for (const [key, value] of await this.#store.settingsWithPrefix('package-deleted.')) if (value !== '') deleted.add(key.slice('package-deleted.'.length));
+    return { held, deleted };
   }
 }

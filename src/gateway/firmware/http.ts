@@ -1,14 +1,19 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { ID_RE } from '../../core/roles.js';
 import { EvsealError } from '../../core/errors.js';
+import type { Metrics } from '../metrics.js';
+import { sourceKey } from '../source-key.js';
+import { TokenBuckets } from '../token-buckets.js';
 import { parseRange } from './range.js';
 import type { PackageHolders } from './holders.js';
 import { PACKAGE_ID_RE, type PackageStore } from './packages.js';
+import type { PackageReplication } from './replication.js';
 
 /** The path a station downloads its device package from (docs/firmware.md, "Delivery through OCPP"). */
 export function firmwarePath(store: PackageStore, packageId: string, stationId: string): string {
@@ -16,6 +21,8 @@ export function firmwarePath(store: PackageStore, packageId: string, stationId: 
 }
 
 const PATH = /^\/firmware\/([^/]+)\/([^/]+)\/([A-Za-z0-9_-]{22})$/;
+/** A whole package, for another node of the cluster (./replication.ts). */
+const REPLICA = /^\/firmware\/replica\/([0-9a-f]{32})\/([A-Za-z0-9_-]{22})$/;
 
 /** Marks a download one node forwarded to another: it is never forwarded again. */
 const FORWARDED = 'x-evseal-forwarded';
@@ -27,10 +34,10 @@ const FORWARD_IDLE_MS = 30_000;
 
 /**
  * Streams the download from the node holding the package, status, headers
- * and body as it answers (that node checks the token). Rejects before any
- * byte is written if that node cannot be reached.
+ * and body as it answers (that node checks the token); resolves with its
+ * status. Rejects before any byte is written if that node cannot be reached.
  */
-function forward(req: IncomingMessage, res: ServerResponse, holder: string): Promise<void> {
+function forward(req: IncomingMessage, res: ServerResponse, holder: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { [FORWARDED]: '1' };
     for (const h of REQUEST_HEADERS) {
@@ -41,13 +48,23 @@ function forward(req: IncomingMessage, res: ServerResponse, holder: string): Pro
     const up = (target.startsWith('https:') ? httpsRequest : httpRequest)(target, { method: req.method, headers, timeout: FORWARD_IDLE_MS }, (r) => {
       const out: Record<string, string | string[]> = {};
       for (const h of RESPONSE_HEADERS) if (r.headers[h] !== undefined) out[h] = r.headers[h];
-      res.writeHead(r.statusCode ?? 502, out);
-      pipeline(r, res).then(resolve, reject);
+      const status = r.statusCode ?? 502;
+      res.writeHead(status, out);
+      pipeline(r, res).then(() => resolve(status), reject);
     });
     up.on('timeout', () => up.destroy(new Error('the node holding the package did not answer')));
     up.on('error', reject);
     up.end();
   });
+}
+
+export interface FirmwareHttpLimits {
+  /** requests from one source address answered 404, in a burst; past it 429 until refilled */
+  notFoundBurst: number;
+  /** 404 answers per minute that budget is refilled with */
+  notFoundPerMinute: number;
+  /** requests served at once (each holds a file or a forwarded connection open); more get 503 */
+  maxConcurrent: number;
 }
 
 /**
@@ -58,15 +75,57 @@ function forward(req: IncomingMessage, res: ServerResponse, holder: string): Pro
  * interrupted download resumes where it stopped. The body is streamed from
  * disk: memory does not grow with the package. Anything unknown, or a
  * token that does not match, is 404 (the two are not told apart).
+ *
+ * Limits (docs/operations.md): a source address whose requests keep being
+ * answered 404 (a scan for package ids or tokens; in a cluster each such
+ * request would cost a store read and perhaps a forward) is answered 429
+ * before any lookup, and at most `maxConcurrent` requests are served at
+ * once (503 past that), which bounds the open files and forwarded
+ * connections. A download forwarded by another node is exempt from the 404
+ * budget: the node that forwarded it counts it against the real source,
+ * and it is answered here without a store read or a further forward.
  */
-export function createFirmwareHttp(store: PackageStore, holders: PackageHolders, log: Logger) {
+export function createFirmwareHttp(store: PackageStore, holders: PackageHolders, log: Logger, o: { limits: FirmwareHttpLimits; metrics: Metrics; replication?: PackageReplication }) {
+  const misses = new TokenBuckets({ burst: o.limits.notFoundBurst, perMinute: o.limits.notFoundPerMinute });
+  const outcomes = o.metrics.firmwareDownloads;
+  let active = 0;
   const notFound = (res: ServerResponse): void => {
+    outcomes.inc({ outcome: 'not-found' });
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end('{"error":"not found"}');
   };
+  const refuse = (res: ServerResponse, status: 429 | 503, retryAfterSec: number): void => {
+    outcomes.inc({ outcome: status === 429 ? 'throttled' : 'busy' });
+    res.writeHead(status, { 'content-type': 'application/json', 'retry-after': String(retryAfterSec) });
+    res.end(`{"error":"${status === 429 ? 'too many requests not found from this address' : 'too many downloads at once'}"}`);
+  };
+
+  /** A whole package to another node, which checks its digest against the store's record. */
+  async function serveReplica(res: ServerResponse, packageId: string, token: string): Promise<void> {
+    if (!store.checkReplicaToken(packageId, token)) return notFound(res);
+    try {
+      await store.index(packageId);
+    } catch (e) {
+      if (e instanceof EvsealError && e.code === 'ERR_NOT_FOUND') return notFound(res);
+      throw e;
+    }
+    let size: number;
+    try {
+      size = (await stat(store.path(packageId))).size;
+    } catch {
+      return notFound(res); // deleted just now
+    }
+    outcomes.inc({ outcome: 'replica' });
+    log.info({ packageId }, 'firmware package sent to another node');
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+    await pipeline(createReadStream(store.path(packageId), { highWaterMark: 256 * 1024 }), res);
+  }
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const m = PATH.exec((req.url ?? '/').split('?')[0]!);
+    const path = (req.url ?? '/').split('?')[0]!;
+    const replica = REPLICA.exec(path);
+    if (replica) return req.method === 'GET' ? serveReplica(res, replica[1]!, replica[2]!) : notFound(res);
+    const m = PATH.exec(path);
     if (!m) return notFound(res);
     const [, packageId, rawStation, token] = m as unknown as [string, string, string, string];
     let stationId: string;
@@ -84,12 +143,17 @@ export function createFirmwareHttp(store: PackageStore, holders: PackageHolders,
       // In a cluster the package may be held by another node (./holders.ts): the download goes there, once.
       const holder = req.headers[FORWARDED] === undefined ? await holders.elsewhere(packageId) : undefined;
       if (!holder) return notFound(res);
+      // this node takes a copy meanwhile, so the next download is served here
+      void o.replication?.ensure(packageId);
       log.info({ packageId, stationId, holder }, 'firmware download forwarded');
       try {
-        return await forward(req, res, holder);
+        const status = await forward(req, res, holder);
+        outcomes.inc({ outcome: status === 404 ? 'not-found' : 'forwarded' });
+        return;
       } catch (fe) {
         if (res.headersSent) throw fe;
         log.warn({ packageId, holder, err: (fe as Error).message }, 'firmware download could not be forwarded');
+        outcomes.inc({ outcome: 'unreachable' });
         res.writeHead(502, { 'content-type': 'application/json' });
         res.end('{"error":"the gateway node holding this package cannot be reached"}');
         return;
@@ -121,6 +185,7 @@ export function createFirmwareHttp(store: PackageStore, holders: PackageHolders,
       res.end();
       return;
     }
+    outcomes.inc({ outcome: 'served' });
     log.info({ packageId, stationId, start, end, total }, 'firmware download');
     // [start, end] over prefix ‖ shared: first the part inside the prefix, then the file's bytes
     if (start < prefix.length) {
@@ -145,6 +210,18 @@ export function createFirmwareHttp(store: PackageStore, holders: PackageHolders,
         res.end();
         return;
       }
+      const forwarded = req.headers[FORWARDED] !== undefined;
+      const source = sourceKey(req.socket.remoteAddress);
+      if (!forwarded) {
+        const wait = misses.wait(source);
+        if (wait > 0) return refuse(res, 429, wait);
+      }
+      if (active >= o.limits.maxConcurrent) return refuse(res, 503, 1);
+      active++;
+      res.once('close', () => {
+        active--;
+        if (!forwarded && res.statusCode === 404) misses.spend(source);
+      });
       serve(req, res).catch((e: unknown) => {
         // a client that went away mid-body is routine for a resuming downloader
         if ((e as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return;

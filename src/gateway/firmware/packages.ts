@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { open, rename, stat, unlink } from 'node:fs/promises';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { b64u, fromB64u } from '../../core/base64url.js';
 import { EvsealError } from '../../core/errors.js';
@@ -40,7 +40,8 @@ export interface Held {
 export class PackageStore {
   readonly dir: string;
   readonly maxPackageBytes: number;
-  readonly #urlKey: Buffer;
+  #urlKey: Buffer;
+  readonly #keyPath: string;
   readonly #queues = new Map<string, Promise<unknown>>();
   readonly #indexes = new Map<string, Promise<PackageIndex>>();
   readonly #prefixes = new Map<string, Promise<Uint8Array>>();
@@ -50,9 +51,70 @@ export class PackageStore {
     this.dir = join(o.dataDir, 'firmware');
     this.maxPackageBytes = o.maxPackageBytes ?? 4 * 1024 ** 3;
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const keyPath = join(this.dir, 'url.key');
-    if (!existsSync(keyPath)) writeFileAtomic(keyPath, b64u(randomBytes(32)) + '\n', 0o600);
-    this.#urlKey = Buffer.from(fromB64u(readFileSync(keyPath, 'utf8').trim(), 'firmware url key'));
+    this.#keyPath = join(this.dir, 'url.key');
+    if (!existsSync(this.#keyPath)) writeFileAtomic(this.#keyPath, b64u(randomBytes(32)) + '\n', 0o600);
+    this.#urlKey = Buffer.from(fromB64u(readFileSync(this.#keyPath, 'utf8').trim(), 'firmware url key'));
+  }
+
+  /** The URL key (base64url), as DATA/firmware/url.key holds it. */
+  get urlKeyText(): string {
+    return b64u(this.#urlKey);
+  }
+
+  /**
+   * Uses `text` (base64url, 32 bytes) as the URL key from now on, and keeps
+   * it in DATA/firmware/url.key: in a cluster every node takes the key the
+   * shared store holds, so that any node can check any download URL.
+   */
+  adoptUrlKey(text: string): boolean {
+    const key = Buffer.from(fromB64u(text, 'firmware url key'));
+    if (key.length !== 32) throw new EvsealError('ERR_INVALID_INPUT', 'firmware url key: 32 bytes expected');
+    if (key.equals(this.#urlKey)) return false;
+    writeFileAtomic(this.#keyPath, text + '\n', 0o600);
+    this.#urlKey = key;
+    return true;
+  }
+
+  /** The complete packages held, by id. */
+  async list(): Promise<string[]> {
+    return (await readdir(this.dir)).flatMap((f) => {
+      const m = /^([0-9a-f]{32})\.evfw$/.exec(f);
+      return m && !this.#deleting.has(m[1]!) ? [m[1]!] : [];
+    });
+  }
+
+  /** SHA-256 of a complete package's bytes. */
+  async digest(packageId: string): Promise<Uint8Array> {
+    await this.index(packageId);
+    return new Uint8Array(await fileSha256(this.path(packageId)));
+  }
+
+  /**
+   * Takes in a whole package from `source` (another node's copy, see
+   * ./replication.ts), checked as an upload's commit is: the bytes must
+   * hash to `sha256` and be a full package with this id. A package already
+   * held is kept as it is.
+   */
+  receive(packageId: string, source: AsyncIterable<Uint8Array>, sha256: Uint8Array): Promise<PackageIndex> {
+    checkId(packageId);
+    return this.#serial(packageId, async () => {
+      if ((await size(this.path(packageId))) !== undefined) return this.index(packageId);
+      const fh = await open(this.#part(packageId), 'w', 0o600);
+      let written = 0;
+      try {
+        for await (const chunk of source) {
+          written += chunk.length;
+          if (written > this.maxPackageBytes) throw new EvsealError('ERR_LIMIT', `a package must be 1..${this.maxPackageBytes} bytes`);
+          await fh.write(chunk);
+        }
+      } catch (e) {
+        await fh.close();
+        await unlink(this.#part(packageId)).catch(() => undefined);
+        throw e;
+      }
+      await fh.close();
+      return this.#finish(packageId, sha256);
+    });
   }
 
   path(packageId: string): string {
@@ -115,39 +177,44 @@ export class PackageStore {
     checkId(packageId);
     return this.#serial(packageId, async () => {
       if ((await size(this.path(packageId))) !== undefined) return this.index(packageId);
-      const part = this.#part(packageId);
-      if ((await size(part)) === undefined) throw new EvsealError('ERR_NOT_FOUND', `no upload of ${packageId} in progress`);
-      const digest = await fileSha256(part);
-      let index: PackageIndex | undefined;
-      if (sha256.length === 32 && timingSafeEqual(digest, sha256)) {
-        try {
-          // a full package (every key slot): device prefixes are cut from it
-          const { head, meta } = await readHeadAndMeta(part);
-          if (head.kind === KIND_FULL) index = packageIndex(head, meta);
-        } catch {
-          index = undefined;
-        }
-      }
-      if (!index || index.packageId !== packageId) {
-        await unlink(part).catch(() => undefined);
-        throw new EvsealError('ERR_INVALID_INPUT', 'the uploaded bytes are not the stated package; the upload starts over');
-      }
-      const fh = await open(part, 'r+');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(part, this.path(packageId));
-      const dfh = await open(this.dir, 'r');
-      try {
-        await dfh.sync();
-      } finally {
-        await dfh.close();
-      }
-      this.#indexes.set(packageId, Promise.resolve(index));
-      return index;
+      return this.#finish(packageId, sha256);
     });
+  }
+
+  /** commit's checks and renaming, inside the package's turn (#serial). */
+  async #finish(packageId: string, sha256: Uint8Array): Promise<PackageIndex> {
+    const part = this.#part(packageId);
+    if ((await size(part)) === undefined) throw new EvsealError('ERR_NOT_FOUND', `no upload of ${packageId} in progress`);
+    const digest = await fileSha256(part);
+    let index: PackageIndex | undefined;
+    if (sha256.length === 32 && timingSafeEqual(digest, sha256)) {
+      try {
+        // a full package (every key slot): device prefixes are cut from it
+        const { head, meta } = await readHeadAndMeta(part);
+        if (head.kind === KIND_FULL) index = packageIndex(head, meta);
+      } catch {
+        index = undefined;
+      }
+    }
+    if (!index || index.packageId !== packageId) {
+      await unlink(part).catch(() => undefined);
+      throw new EvsealError('ERR_INVALID_INPUT', 'the uploaded bytes are not the stated package; the upload starts over');
+    }
+    const fh = await open(part, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(part, this.path(packageId));
+    const dfh = await open(this.dir, 'r');
+    try {
+      await dfh.sync();
+    } finally {
+      await dfh.close();
+    }
+    this.#indexes.set(packageId, Promise.resolve(index));
+    return index;
   }
 
   /**
@@ -230,10 +297,23 @@ export class PackageStore {
   }
 
   checkToken(packageId: string, stationId: string, token: string): boolean {
-    const want = Buffer.from(this.token(packageId, stationId));
-    const got = Buffer.from(token);
-    return got.length === want.length && timingSafeEqual(got, want);
+    return sameText(this.token(packageId, stationId), token);
   }
+
+  /** The capability another node of the cluster fetches a whole package with (./replication.ts). */
+  replicaToken(packageId: string): string {
+    return b64u(createHmac('sha256', this.#urlKey).update(`evseal firmware replica\0${packageId}`).digest().subarray(0, 16));
+  }
+
+  checkReplicaToken(packageId: string, token: string): boolean {
+    return sameText(this.replicaToken(packageId), token);
+  }
+}
+
+function sameText(want: string, got: string): boolean {
+  const a = Buffer.from(want);
+  const b = Buffer.from(got);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function checkId(packageId: string): string {

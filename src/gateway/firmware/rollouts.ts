@@ -124,6 +124,8 @@ export interface RolloutOptions {
   maxStations?: number;
   /** this gateway node's address (GatewayOptions.nodeUrl), recorded in the store with each rollout it holds */
   node: () => string;
+  /** in a cluster: copies a package another node holds, before a rollout of it starts here (./replication.ts) */
+  ensurePackage?: (packageId: string) => Promise<unknown>;
 }
 
 /**
@@ -136,6 +138,11 @@ interface StoredRollout {
   node: string;
   rollout: Rollout;
 }
+/** Whether a rollout may still send one of its stations to its package: one has no final status, and its call is still deliverable or it has started. */
+function mayStillUse(r: Rollout, now: number): boolean {
+  return Object.values(r.stations).some((s) => !isTerminal(s.status) && (now < r.expires || s.status !== 'Queued'));
+}
+
 /** Rollouts are forgotten this long after they expire. */
 const KEEP_AFTER_EXPIRY_MS = 7 * 24 * 3600_000;
 
@@ -221,11 +228,20 @@ export class RolloutManager {
   usersOf(packageId: string): string[] {
     const now = this.#ctx.now();
     const ids = new Set<string>();
-    for (const r of this.#rollouts.values()) {
-      if (r.packageId !== packageId) continue;
-      if (Object.values(r.stations).some((s) => !isTerminal(s.status) && (now < r.expires || s.status !== 'Queued'))) ids.add(r.id);
-    }
+    for (const r of this.#rollouts.values()) if (r.packageId === packageId && mayStillUse(r, now)) ids.add(r.id);
     for (const [id, s] of this.#starting) if (s.packageId === packageId) ids.add(id);
+    return [...ids];
+  }
+
+  /** usersOf, and in a cluster the rollouts other nodes hold (from the store's copies). */
+  async #usersInCluster(packageId: string): Promise<string[]> {
+    const now = this.#ctx.now();
+    const ids = new Set(this.usersOf(packageId));
+    for (const [, text] of await this.#ctx.store.settingsWithPrefix('rollout.')) {
+      if (!text) continue;
+      const { node, rollout: r } = JSON.parse(text) as StoredRollout;
+      if (node !== this.#o.node() && r.packageId === packageId && mayStillUse(r, now)) ids.add(r.id);
+    }
     return [...ids];
   }
 
@@ -236,7 +252,7 @@ export class RolloutManager {
    */
   async deletePackage(p: Principal, packageId: string, force: boolean): Promise<boolean> {
     this.checkRole(p);
-    const users = this.usersOf(packageId);
+    const users = await this.#usersInCluster(packageId);
     if (users.length > 0 && !force) throw new EvsealError('ERR_STATE', `package ${packageId} is in use by rollout ${users.join(', ')}; it can be deleted once every station is done or the rollout has expired, or with force`);
     const deleted = await this.#o.packages.delete(packageId);
     this.#ctx.log.info({ packageId, by: p.id, forced: users.length > 0, rollouts: users }, deleted ? 'firmware package deleted' : 'firmware package to delete was not held');
@@ -282,6 +298,7 @@ export class RolloutManager {
   }
 
   async #start(owner: Principal, req: { id: string; packageId: string; stations?: string[]; all?: boolean; lifetimeMs: number }): Promise<Rollout> {
+    await this.#o.ensurePackage?.(req.packageId);
     const index = await this.#o.packages.index(req.packageId);
     const targets = [...new Set(req.all ? index.deviceIds : (req.stations ?? []))];
     if (targets.length === 0) throw new EvsealError('ERR_INVALID_INPUT', 'a rollout needs at least one station');

@@ -497,6 +497,14 @@ export class PostgresStore implements GatewayStore {
   async putSettingsIfAbsent(entries: [string, string][]): Promise<void> {
     await this.#pool.query('INSERT INTO settings (key, value) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (key) DO NOTHING', [entries.map((e) => e[0]), entries.map((e) => e[1])]);
   }
+  async putSettingIfAbsent(key: string, value: string): Promise<string> {
+    await this.#pool.query('INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [key, value]);
+    return (await this.getSetting(key))!;
+  }
+  async settingsWithPrefix(prefix: string): Promise<[string, string][]> {
+    const r = await this.#pool.query<{ key: string; value: string }>('SELECT key, value FROM settings WHERE starts_with(key, $1) ORDER BY key', [prefix]);
+    return r.rows.map((x) => [x.key, x.value]);
+  }
   async putSetting(key: string, value: string): Promise<void> {
     await this.#pool.query('INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
   }

@@ -102,6 +102,8 @@ export class SqliteStore implements GatewayStore {
       heads: db.prepare('SELECT * FROM tree_heads ORDER BY size'),
       getSetting: db.prepare('SELECT value FROM settings WHERE key = ?'),
       putSetting: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      putSettingIfAbsent: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING'),
+      settingsWithPrefix: db.prepare('SELECT key, value FROM settings WHERE substr(key, 1, length(@prefix)) = @prefix ORDER BY key'),
     };
     this.#auditNext = (this.#q.auditSize.get() as { n: number }).n;
   }
@@ -370,6 +372,13 @@ export class SqliteStore implements GatewayStore {
   }
   async putSetting(key: string, value: string): Promise<void> {
     this.#q.putSetting.run(key, value);
+  }
+  async putSettingIfAbsent(key: string, value: string): Promise<string> {
+    this.#q.putSettingIfAbsent.run(key, value);
+    return (this.#q.getSetting.get(key) as { value: string }).value;
+  }
+  async settingsWithPrefix(prefix: string): Promise<[string, string][]> {
+    return (this.#q.settingsWithPrefix.all({ prefix }) as { key: string; value: string }[]).map((r) => [r.key, r.value]);
   }
 
   async close(): Promise<void> {

@@ -165,6 +165,10 @@ export interface GatewayStore {
   // key-value settings of the gateway itself (its receipt key, its id)
   getSetting(key: string): Promise<string | undefined>;
   putSetting(key: string, value: string): Promise<void>;
+  /** Sets `key` unless it is set; returns the value it holds after (the one another writer set first wins). */
+  putSettingIfAbsent(key: string, value: string): Promise<string>;
+  /** Every setting whose key starts with `prefix`, in key order. */
+  settingsWithPrefix(prefix: string): Promise<[string, string][]>;
 
   close(): Promise<void>;
 }
