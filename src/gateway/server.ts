@@ -24,6 +24,7 @@ import { RolloutManager } from './firmware/rollouts.js';
 import { PackageHolders } from './firmware/holders.js';
 import { endpointFirmware, type PackagePeers } from './firmware/endpoint.js';
 import { PackageReplication } from './firmware/replication.js';
+import { NodePresence } from './cluster/presence.js';
 import { createFirmwareHttp } from './firmware/http.js';
 
 export interface GatewayLimits extends RouterLimits {
@@ -107,6 +108,8 @@ export interface GatewayOptions {
   nodeUrl?: string;
   /** cluster mode: copy every firmware package to this node (default true; false keeps each package on the node it was uploaded to, downloads are forwarded there) */
   firmwareReplication?: boolean;
+  /** cluster mode: a node not heard from for this long is gone, and its open firmware rollouts are taken over (ms, default 45 000) */
+  nodeTimeoutMs?: number;
 }
 
 export interface RunningGateway {
@@ -266,6 +269,23 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   nodeUrl = o.nodeUrl ?? (listen === '0.0.0.0' || listen === '::' ? `${http}://${hostname()}:${port}` : baseUrl);
   // now that this node serves its copies: catch up with what the cluster holds
   void replication?.sweep();
+  // In a cluster, rollouts held by a node that is gone are taken over; this node's own taken over while it was away are dropped.
+  const presence = cluster ? new NodePresence({ store, self: () => nodeUrl, timeoutMs: o.nodeTimeoutMs ?? 45_000, now, log }) : undefined;
+  let holding: Promise<void> | undefined;
+  const syncHolders = (): Promise<void> =>
+    (holding ??= (async () => {
+      try {
+        await presence!.beat();
+        await rollouts.syncHolders(await presence!.gone());
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'rollout holders not synchronised; retried');
+      } finally {
+        holding = undefined;
+      }
+    })());
+  if (presence) await syncHolders();
+  const holderSync = presence ? setInterval(() => void syncHolders(), presence.intervalMs) : undefined;
+  holderSync?.unref();
 
   const expiry = setInterval(() => {
     router.expire().catch((e: unknown) => log.error({ err: (e as Error).message }, 'expiry sweep failed'));
@@ -293,6 +313,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
         clearInterval(expiry);
         clearInterval(recheck);
         clearInterval(depths);
+        clearInterval(holderSync);
+        await holding;
         trust.unwatch();
         const closed = new Promise<void>((r) => server.close(() => r()));
         await router.drain();

@@ -214,6 +214,12 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     // the first writer of a key wins; later ones read its value
     assert.equal(await s.putSettingIfAbsent('firmware.url-key', 'k1'), 'k1');
     assert.equal(await s.putSettingIfAbsent('firmware.url-key', 'k2'), 'k1');
+    // compare and set: absent, then the value held, never a stale one
+    assert.equal(await s.replaceSetting('rollout.r1', undefined, 'A1'), true);
+    assert.equal(await s.replaceSetting('rollout.r1', undefined, 'B1'), false);
+    assert.equal(await s.replaceSetting('rollout.r1', 'A1', 'B1'), true);
+    assert.equal(await s.replaceSetting('rollout.r1', 'A1', 'A2'), false);
+    assert.equal(await s.getSetting('rollout.r1'), 'B1');
     // a prefix is matched literally: LIKE and GLOB characters in it are plain characters
     for (const k of ['p.a', 'p.b', 'p_c', 'p%', 'q.a', 'p']) await s.putSetting(k, `v-${k}`);
     assert.deepEqual(await s.settingsWithPrefix('p.'), [['p.a', 'v-p.a'], ['p.b', 'v-p.b']]);

@@ -4,7 +4,7 @@ import { EvsealError } from '../../core/errors.js';
 import { parseRolePolicy } from '../../core/role-policy.js';
 import type { GatewayLimits } from '../../gateway/server.js';
 import { loadTrust } from '../../keystore/trust-files.js';
-import { collect } from '../options.js';
+import { collect, intArg } from '../options.js';
 
 function listenArg(v: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
@@ -68,6 +68,7 @@ export function registerGateway(program: Command): void {
     .option('--bus-prefix <PREFIX>', 'subject prefix of the cluster (subjects PREFIX.mail.<recipient>)', 'evseal')
     .option('--firmware-base-url <URL>', 'where stations download firmware packages (default: http(s)://LISTEN_HOST:PORT; set it when listening on a wildcard address or behind a CDN)')
     .option('--no-firmware-replication', 'cluster mode: keep each firmware package only on the node it was uploaded to (downloads are forwarded there) instead of a copy on every node')
+    .option('--node-timeout <SECONDS>', 'cluster mode: a node not heard from for this long is gone, and another node takes over the firmware rollouts it held', intArg, 45)
     .option('--node-url <URL>', "cluster mode: this node's own http(s)://host:port as the other nodes reach it, to copy the firmware packages it holds or forward downloads to it (default: http(s)://LISTEN_HOST:PORT, or this host's name on a wildcard address)")
     .action(async (o) => {
       const cfg = readConfig(o.config);
@@ -100,6 +101,7 @@ export function registerGateway(program: Command): void {
         limits: cfg.limits,
         firmwareBaseUrl: fwBase,
         firmwareReplication: o.firmwareReplication,
+        nodeTimeoutMs: o.nodeTimeout * 1000,
         nodeUrl,
         tls: o.tlsCert
           ? {

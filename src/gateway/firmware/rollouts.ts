@@ -134,6 +134,7 @@ export interface RolloutOptions {
  * stations' reports; the others answer from this copy.
  */
 const copyKey = (id: string): string => `rollout.${id}`;
+const copyText = (node: string, rollout: Rollout): string => JSON.stringify({ node, rollout } satisfies StoredRollout);
 interface StoredRollout {
   node: string;
   rollout: Rollout;
@@ -168,6 +169,8 @@ export class RolloutManager {
   readonly #listeners = new Map<string, Set<(e: RolloutEvent) => void>>();
   readonly #dirty = new Set<string>();
   readonly #starting = new Map<string, { packageId: string; run: Promise<Rollout> }>();
+  /** The store's copy of each rollout held here, as last written or read: the next write replaces exactly it. */
+  readonly #written = new Map<string, string>();
   #flushing = false;
 
   constructor(ctx: GatewayContext, o: RolloutOptions) {
@@ -198,13 +201,61 @@ export class RolloutManager {
     if (!routeAllowed(this.#o.policy, p.role, 'firmware', 'charger', 'ocpp-call')) throw new EvsealError('ERR_POLICY_DENIED', `route policy forbids firmware rollouts from role ${p.role}`);
   }
 
+  /** Stops holding a rollout here: memory and data directory (the store's copy is another node's now, or cleared). */
+  #drop(id: string): void {
+    const r = this.#rollouts.get(id);
+    if (!r) return;
+    this.#rollouts.delete(id);
+    for (const s of Object.keys(r.stations)) if (this.#byRequest.get(`${s}\0${r.requestId}`) === id) this.#byRequest.delete(`${s}\0${r.requestId}`);
+    this.#written.delete(id);
+    this.#dirty.delete(id);
+    rmSync(join(this.#dir, `${id}.json`), { force: true });
+  }
+
+  /**
+   * In a cluster, at start and then every third of the node timeout:
+   * - a rollout held here whose store copy names another node is dropped
+   *   here (that node took it over while this one was silent for longer
+   *   than the node timeout); reports for it then go over the bus to that
+   *   node;
+   * - an open rollout held by a node that is gone (`gone`: their
+   *   addresses) is taken over: claimed in the store by replacing exactly
+   *   the copy read, so of several nodes trying at once one wins, and held
+   *   here as if started here (its stations' reports applied, its owner
+   *   told). A rollout with nothing left to change stays where it is.
+   * Returns the ids taken over.
+   */
+  async syncHolders(gone: ReadonlySet<string>): Promise<string[]> {
+    const taken: string[] = [];
+    const now = this.#ctx.now();
+    const self = this.#o.node();
+    for (const [key, text] of await this.#ctx.store.settingsWithPrefix('rollout.')) {
+      if (!text) continue;
+      const stored = JSON.parse(text) as StoredRollout;
+      const r = stored.rollout;
+      if (stored.node === self) continue;
+      if (this.#rollouts.has(r.id)) {
+        this.#drop(r.id);
+        this.#ctx.log.warn({ rollout: r.id, holder: stored.node }, 'rollout taken over by another node: dropped here');
+        continue;
+      }
+      if (!gone.has(stored.node) || !mayStillUse(r, now)) continue;
+      const mine = copyText(self, r);
+      if (!(await this.#ctx.store.replaceSetting(key, text, mine))) continue;
+      this.#index(r);
+      this.#written.set(r.id, mine);
+      writeFileAtomic(join(this.#dir, `${r.id}.json`), JSON.stringify(r) + '\n', 0o600);
+      this.#ctx.log.warn({ rollout: r.id, from: stored.node }, 'rollout taken over from a node that is gone');
+      taken.push(r.id);
+    }
+    return taken;
+  }
+
   /** Forgets rollouts long past their expiry, in memory and on disk. */
   #prune(now: number): void {
-    for (const r of this.#rollouts.values()) {
+    for (const r of [...this.#rollouts.values()]) {
       if (r.expires + KEEP_AFTER_EXPIRY_MS >= now) continue;
-      this.#rollouts.delete(r.id);
-      for (const s of Object.keys(r.stations)) this.#byRequest.delete(`${s}\0${r.requestId}`);
-      rmSync(join(this.#dir, `${r.id}.json`), { force: true });
+      this.#drop(r.id);
       this.#ctx.store.putSetting(copyKey(r.id), '').catch((e: unknown) => this.#ctx.log.warn({ rollout: r.id, err: (e as Error).message }, 'stored rollout not cleared'));
     }
   }
@@ -333,8 +384,13 @@ export class RolloutManager {
       set('Queued', { protocol, msgId });
       calls.push({ station, msgId, body: JSON.stringify(call) });
     }
-    // stored before the first call goes out: the other nodes of a cluster find it held here
-    await this.#store(r);
+    // stored before the first call goes out: the other nodes of a cluster find it held here; of two
+    // nodes starting the same id at once, the one whose copy is stored first goes on
+    if (!(await this.#claim(r))) {
+      const theirs = await this.#heldElsewhere(r.id);
+      if (!theirs || theirs.rollout.owner !== owner.id || theirs.rollout.packageId !== req.packageId) throw new EvsealError('ERR_INVALID_INPUT', `rollout id ${req.id} is taken`);
+      return theirs.rollout;
+    }
     // known before the first call goes out: a station may answer and report at once
     this.#index(r);
     // submitted together, so the router commits them in shared transactions
@@ -429,8 +485,38 @@ export class RolloutManager {
     for (const fn of this.#listeners.get(owner) ?? []) fn(e);
   }
 
-  #store(r: Rollout): Promise<void> {
-    return this.#ctx.store.putSetting(copyKey(r.id), JSON.stringify({ node: this.#o.node(), rollout: r } satisfies StoredRollout));
+  /** Stores the first copy of a rollout started here, unless another node's copy by that id is there; whether it did. */
+  async #claim(r: Rollout): Promise<boolean> {
+    const text = await this.#ctx.store.getSetting(copyKey(r.id));
+    if (text && (JSON.parse(text) as StoredRollout).node !== this.#o.node()) return false;
+    const mine = copyText(this.#o.node(), r);
+    if (!(await this.#ctx.store.replaceSetting(copyKey(r.id), text, mine))) return false;
+    this.#written.set(r.id, mine);
+    return true;
+  }
+
+  /**
+   * Writes the store's copy of a rollout held here, replacing exactly the
+   * copy last written: if another node has taken the rollout over
+   * meanwhile (this node was silent past the node timeout), the rollout is
+   * that node's and is dropped here.
+   */
+  async #writeCopy(r: Rollout): Promise<void> {
+    const key = copyKey(r.id);
+    const mine = copyText(this.#o.node(), r);
+    if (await this.#ctx.store.replaceSetting(key, this.#written.get(r.id), mine)) {
+      this.#written.set(r.id, mine);
+      return;
+    }
+    const text = await this.#ctx.store.getSetting(key);
+    const holder = text ? (JSON.parse(text) as StoredRollout).node : undefined;
+    if (holder !== undefined && holder !== this.#o.node()) {
+      this.#drop(r.id);
+      this.#ctx.log.warn({ rollout: r.id, holder }, 'rollout taken over by another node: dropped here');
+      return;
+    }
+    // cleared, or written by this node before a restart: still this node's
+    if (await this.#ctx.store.replaceSetting(key, text, mine)) this.#written.set(r.id, mine);
   }
 
   /** Writes changed rollouts once per turn of the event loop: to the data directory (temp file + rename), and the store's copy. */
@@ -449,7 +535,7 @@ export class RolloutManager {
       const r = this.#rollouts.get(id);
       if (!r) continue;
       writeFileAtomic(join(this.#dir, `${id}.json`), JSON.stringify(r) + '\n', 0o600);
-      copies.push(this.#store(r).catch((e: unknown) => this.#ctx.log.warn({ rollout: id, err: (e as Error).message }, 'stored rollout not updated')));
+      copies.push(this.#writeCopy(r).catch((e: unknown) => this.#ctx.log.warn({ rollout: id, err: (e as Error).message }, 'stored rollout not updated')));
     }
     this.#dirty.clear();
     return Promise.all(copies).then(() => undefined);

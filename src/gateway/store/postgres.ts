@@ -501,6 +501,13 @@ export class PostgresStore implements GatewayStore {
     await this.#pool.query('INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [key, value]);
     return (await this.getSetting(key))!;
   }
+  async replaceSetting(key: string, expected: string | undefined, value: string): Promise<boolean> {
+    const r =
+      expected === undefined
+        ? await this.#pool.query('INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [key, value])
+        : await this.#pool.query('UPDATE settings SET value = $1 WHERE key = $2 AND value = $3', [value, key, expected]);
+    return r.rowCount === 1;
+  }
   async settingsWithPrefix(prefix: string): Promise<[string, string][]> {
     const r = await this.#pool.query<{ key: string; value: string }>('SELECT key, value FROM settings WHERE starts_with(key, $1) ORDER BY key', [prefix]);
     return r.rows.map((x) => [x.key, x.value]);

@@ -103,6 +103,7 @@ export class SqliteStore implements GatewayStore {
       getSetting: db.prepare('SELECT value FROM settings WHERE key = ?'),
       putSetting: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
       putSettingIfAbsent: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING'),
+      replaceSetting: db.prepare('UPDATE settings SET value = ? WHERE key = ? AND value = ?'),
       settingsWithPrefix: db.prepare('SELECT key, value FROM settings WHERE substr(key, 1, length(@prefix)) = @prefix ORDER BY key'),
     };
     this.#auditNext = (this.#q.auditSize.get() as { n: number }).n;
@@ -376,6 +377,10 @@ export class SqliteStore implements GatewayStore {
   async putSettingIfAbsent(key: string, value: string): Promise<string> {
     this.#q.putSettingIfAbsent.run(key, value);
     return (this.#q.getSetting.get(key) as { value: string }).value;
+  }
+  async replaceSetting(key: string, expected: string | undefined, value: string): Promise<boolean> {
+    const r = expected === undefined ? this.#q.putSettingIfAbsent.run(key, value) : this.#q.replaceSetting.run(value, key, expected);
+    return r.changes === 1;
   }
   async settingsWithPrefix(prefix: string): Promise<[string, string][]> {
     return (this.#q.settingsWithPrefix.all({ prefix }) as { key: string; value: string }[]).map((r) => [r.key, r.value]);

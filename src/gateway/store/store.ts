@@ -167,6 +167,8 @@ export interface GatewayStore {
   putSetting(key: string, value: string): Promise<void>;
   /** Sets `key` unless it is set; returns the value it holds after (the one another writer set first wins). */
   putSettingIfAbsent(key: string, value: string): Promise<string>;
+  /** Sets `key` to `value` only if it holds `expected` (undefined: only if it is not set); whether it did. */
+  replaceSetting(key: string, expected: string | undefined, value: string): Promise<boolean>;
   /** Every setting whose key starts with `prefix`, in key order. */
   settingsWithPrefix(prefix: string): Promise<[string, string][]>;
 

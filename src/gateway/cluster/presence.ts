@@ -1,0 +1,58 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { GatewayStore } from '../store/store.js';
+
+const PREFIX = 'node-seen.';
+const keyOf = (node: string): string => PREFIX + createHash('sha256').update(node).digest('base64url').slice(0, 16);
+
+/**
+ * Which nodes of a cluster are alive: each node writes the time into the
+ * store every third of the node timeout, and a node whose last time is
+ * older than the timeout is gone. Times are each node's own clock, so the
+ * nodes' clocks must agree (NTP) to well within the timeout. A node that
+ * has never written one (an earlier version) is never taken for gone.
+ */
+export class NodePresence {
+  readonly #store: GatewayStore;
+  readonly #self: () => string;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+  readonly #log: Logger;
+
+  constructor(o: { store: GatewayStore; self: () => string; timeoutMs: number; now: () => number; log: Logger }) {
+    this.#store = o.store;
+    this.#self = o.self;
+    this.#timeoutMs = o.timeoutMs;
+    this.#now = o.now;
+    this.#log = o.log;
+  }
+
+  /** How often beat() should run. */
+  get intervalMs(): number {
+    return Math.max(100, Math.floor(this.#timeoutMs / 3));
+  }
+
+  /** Records that this node is alive now. */
+  async beat(): Promise<void> {
+    try {
+      await this.#store.putSetting(keyOf(this.#self()), JSON.stringify({ node: this.#self(), at: this.#now() }));
+    } catch (e) {
+      this.#log.warn({ err: (e as Error).message }, 'node presence not recorded');
+    }
+  }
+
+  /** The addresses of the nodes not heard from within the timeout (never this one). */
+  async gone(): Promise<Set<string>> {
+    const gone = new Set<string>();
+    const now = this.#now();
+    for (const [, text] of await this.#store.settingsWithPrefix(PREFIX)) {
+      try {
+        const v = JSON.parse(text) as { node?: unknown; at?: unknown };
+        if (typeof v.node === 'string' && typeof v.at === 'number' && now - v.at > this.#timeoutMs && v.node !== this.#self()) gone.add(v.node);
+      } catch {
+        // not a presence record: ignored
+      }
+    }
+    return gone;
+  }
+}

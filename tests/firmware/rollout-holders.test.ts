@@ -1,0 +1,107 @@
+// Which node holds a rollout, for two rollout managers (two cluster nodes) over
+// one store: started with the same id on both at once, one starts it and the
+// other answers the same rollout (one set of calls goes out); another owner
+// cannot take the id; the rollout of a node that is gone is taken over by
+// exactly one node; the node it was taken from drops it, whether at its next
+// write of the rollout or at its next look at the store.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { PackageIndex } from '../../src/firmware/package.js';
+import type { GatewayContext, Principal, Router } from '../../src/gateway/context.js';
+import { PackageStore } from '../../src/gateway/firmware/packages.js';
+import { RolloutManager } from '../../src/gateway/firmware/rollouts.js';
+import { createMetrics } from '../../src/gateway/metrics.js';
+import { defaultRoutePolicy } from '../../src/gateway/route-policy.js';
+import { SqliteStore } from '../../src/gateway/store/sqlite.js';
+import { EvsealError } from '../../src/core/errors.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'evseal-rollout-holders-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const PID = 'ab'.repeat(16);
+const owner: Principal = { id: 'prov-1', role: 'provisioning', via: 'endpoint' };
+
+async function world() {
+  const dir = mkdtempSync(join(tmp, 'w-'));
+  const store = new SqliteStore(join(dir, 'store'));
+  await store.putStation({ id: 'CP-1', passwordHash: 'x', created: 0 });
+  await store.putStationState('CP-1', { protocol: 'ocpp2.0.1' });
+  const calls: string[] = [];
+  const node = (name: string) => {
+    const router = { submit: async (_p: Principal, s: { to: string }) => (calls.push(`${name}:${s.to}`), { seq: calls.length, duplicate: false, receipt: undefined }) } as unknown as Router;
+    const ctx: GatewayContext = { store, log: pino({ level: 'silent' }), metrics: createMetrics(), router, now: Date.now };
+    const dataDir = join(dir, name);
+    const packages = new PackageStore({ dataDir });
+    // the package itself is not needed: its index and OCPP fields are
+    packages.index = async () => ({ packageId: PID, version: '2', model: 'M', publisher: 'pub', deviceIds: ['CP-1'], shared: { offset: 0, length: 1 } }) satisfies PackageIndex;
+    const m = new RolloutManager(ctx, {
+      packages,
+      policy: defaultRoutePolicy(),
+      baseUrl: () => `http://${name}`,
+      fields: async () => ({ signingCertificate: 'cert', signature: 'sig' }),
+      dataDir,
+      node: () => `http://${name}`,
+    });
+    return { m, file: (id: string) => join(dataDir, 'firmware', 'rollouts', `${id}.json`) };
+  };
+  return { store, calls, a: node('a'), b: node('b') };
+}
+
+const holderOf = async (store: SqliteStore, id: string) => (JSON.parse((await store.getSetting(`rollout.${id}`))!) as { node: string }).node;
+
+test('the same rollout id started on two nodes at once: one starts it, the other answers it; another owner cannot take the id', async () => {
+  const { store, calls, a, b } = await world();
+  const req = { id: 'r-1', packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 };
+  const [ra, rb] = await Promise.all([a.m.start(owner, req), b.m.start(owner, req)]);
+  assert.equal(calls.length, 1, `one set of calls: ${calls.join(', ')}`);
+  assert.equal(ra.created, rb.created);
+  assert.equal(ra.requestId, rb.requestId);
+  await Promise.all([a.m.flush(), b.m.flush()]);
+  const holder = await holderOf(store, 'r-1');
+  assert.equal(calls[0]!.split(':')[0], holder.slice('http://'.length));
+  assert.equal(existsSync(a.file('r-1')), holder === 'http://a');
+  assert.equal(existsSync(b.file('r-1')), holder === 'http://b');
+  await assert.rejects(b.m.start({ ...owner, id: 'prov-2' }, { ...req, id: 'r-1' }), (e: EvsealError) => e.code === 'ERR_INVALID_INPUT');
+  await store.close();
+});
+
+test("a gone node's open rollout is taken over by one node; the node it was taken from drops it", async () => {
+  const { store, a, b } = await world();
+  const r = await a.m.start(owner, { id: 'r-2', packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 });
+  await a.m.flush();
+  // nobody is gone: nothing moves
+  assert.deepEqual(await b.m.syncHolders(new Set()), []);
+  assert.deepEqual(await b.m.syncHolders(new Set(['http://elsewhere'])), []);
+  // a is gone for b
+  assert.deepEqual(await b.m.syncHolders(new Set(['http://a'])), ['r-2']);
+  assert.equal(await holderOf(store, 'r-2'), 'http://b');
+  assert.ok(existsSync(b.file('r-2')));
+  assert.deepEqual(await b.m.syncHolders(new Set(['http://a'])), [], 'taken once');
+  // b now applies the station's reports
+  b.m.firmwareStatus('CP-1', 'Downloading', r.requestId);
+  await b.m.flush();
+  assert.equal((await b.m.get(owner, 'r-2')).stations['CP-1']!.status, 'Downloading');
+  // a, not gone after all, applies a report and writes the rollout: its write finds b's copy, and a drops it
+  a.m.firmwareStatus('CP-1', 'Downloaded', r.requestId);
+  await a.m.flush();
+  assert.equal(existsSync(a.file('r-2')), false);
+  assert.equal(await holderOf(store, 'r-2'), 'http://b');
+  assert.equal((await a.m.get(owner, 'r-2')).stations['CP-1']!.status, 'Downloading', "a answers from b's copy");
+  await store.close();
+});
+
+test('a node back after a takeover drops the rollout at its first look at the store', async () => {
+  const { store, a, b } = await world();
+  await a.m.start(owner, { id: 'r-3', packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 });
+  await a.m.flush();
+  assert.deepEqual(await b.m.syncHolders(new Set(['http://a'])), ['r-3']);
+  assert.ok(existsSync(a.file('r-3')));
+  assert.deepEqual(await a.m.syncHolders(new Set()), []);
+  assert.equal(existsSync(a.file('r-3')), false);
+  assert.equal(await holderOf(store, 'r-3'), 'http://b');
+  await store.close();
+});
