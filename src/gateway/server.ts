@@ -185,6 +185,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     fields: (pid) => packages.ocppFields(pid),
     dataDir: o.dataDir,
     node: () => nodeUrl,
+    shared: cluster,
     ...(replication ? { ensurePackage: (pid: string) => replication.ensure(pid) } : {}),
   });
   ctx.firmware = rollouts;

@@ -31,7 +31,7 @@ async function world() {
   await store.putStation({ id: 'CP-1', passwordHash: 'x', created: 0 });
   await store.putStationState('CP-1', { protocol: 'ocpp2.0.1' });
   const calls: string[] = [];
-  const node = (name: string) => {
+  const node = (name: string, o: { shared?: boolean; address?: string } = {}) => {
     const router = { submit: async (_p: Principal, s: { to: string }) => (calls.push(`${name}:${s.to}`), { seq: calls.length, duplicate: false, receipt: undefined }) } as unknown as Router;
     const ctx: GatewayContext = { store, log: pino({ level: 'silent' }), metrics: createMetrics(), router, now: Date.now };
     const dataDir = join(dir, name);
@@ -44,11 +44,12 @@ async function world() {
       baseUrl: () => `http://${name}`,
       fields: async () => ({ signingCertificate: 'cert', signature: 'sig' }),
       dataDir,
-      node: () => `http://${name}`,
+      node: () => o.address ?? `http://${name}`,
+      shared: o.shared ?? true,
     });
     return { m, file: (id: string) => join(dataDir, 'firmware', 'rollouts', `${id}.json`) };
   };
-  return { store, calls, a: node('a'), b: node('b') };
+  return { store, calls, node, a: node('a'), b: node('b') };
 }
 
 const holderOf = async (store: SqliteStore, id: string) => (JSON.parse((await store.getSetting(`rollout.${id}`))!) as { node: string }).node;
@@ -103,5 +104,20 @@ test('a node back after a takeover drops the rollout at its first look at the st
   assert.deepEqual(await a.m.syncHolders(new Set()), []);
   assert.equal(existsSync(a.file('r-3')), false);
   assert.equal(await holderOf(store, 'r-3'), 'http://b');
+  await store.close();
+});
+
+test('on one node (a store of its own) a rollout stays held across a restart under another address', async () => {
+  const { store, node } = await world();
+  const first = node('solo', { shared: false, address: 'http://127.0.0.1:9220' });
+  const r = await first.m.start(owner, { id: 'r-4', packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 });
+  await first.m.flush();
+  // the same data directory, listening on another port
+  const again = node('solo', { shared: false, address: 'http://127.0.0.1:9333' });
+  again.m.firmwareStatus('CP-1', 'Downloading', r.requestId);
+  await again.m.flush();
+  assert.ok(existsSync(again.file('r-4')));
+  assert.equal((await again.m.get(owner, 'r-4')).stations['CP-1']!.status, 'Downloading');
+  assert.equal(await holderOf(store, 'r-4'), 'http://127.0.0.1:9333');
   await store.close();
 });

@@ -126,6 +126,13 @@ export interface RolloutOptions {
   node: () => string;
   /** in a cluster: copies a package another node holds, before a rollout of it starts here (./replication.ts) */
   ensurePackage?: (packageId: string) => Promise<unknown>;
+  /**
+   * The store is shared with other nodes (a cluster): the store's copy of a
+   * rollout then decides which node holds it (compare-and-set writes,
+   * syncHolders). On one node every copy is its own, whatever address it
+   * was written under.
+   */
+  shared: boolean;
 }
 
 /**
@@ -487,6 +494,10 @@ export class RolloutManager {
 
   /** Stores the first copy of a rollout started here, unless another node's copy by that id is there; whether it did. */
   async #claim(r: Rollout): Promise<boolean> {
+    if (!this.#o.shared) {
+      await this.#ctx.store.putSetting(copyKey(r.id), copyText(this.#o.node(), r));
+      return true;
+    }
     const text = await this.#ctx.store.getSetting(copyKey(r.id));
     if (text && (JSON.parse(text) as StoredRollout).node !== this.#o.node()) return false;
     const mine = copyText(this.#o.node(), r);
@@ -504,6 +515,7 @@ export class RolloutManager {
   async #writeCopy(r: Rollout): Promise<void> {
     const key = copyKey(r.id);
     const mine = copyText(this.#o.node(), r);
+    if (!this.#o.shared) return this.#ctx.store.putSetting(key, mine);
     if (await this.#ctx.store.replaceSetting(key, this.#written.get(r.id), mine)) {
       this.#written.set(r.id, mine);
       return;
