@@ -132,7 +132,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const log = o.log ?? pino({ base: { component: 'evseal-gateway' }, timestamp: pino.stdTimeFunctions.isoTime });
   const now = o.now ?? Date.now;
   const limits = { ...DEFAULT_LIMITS, ...o.limits };
-  const store = o.store ?? new SqliteStore(o.dataDir);
+  const store: GatewayStore = o.store ?? new SqliteStore(o.dataDir);
   const id = o.id ?? 'gateway';
   const key = loadOrCreateGatewayKey(o.dataDir, id);
   const audit = await AuditLog.open(store, key);
@@ -271,7 +271,9 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   // now that this node serves its copies: catch up with what the cluster holds
   void replication?.sweep();
   // In a cluster, rollouts held by a node that is gone are taken over; this node's own taken over while it was away are dropped.
-  const presence = cluster ? new NodePresence({ store, self: () => nodeUrl, timeoutMs: o.nodeTimeoutMs ?? 45_000, now, log }) : undefined;
+  // the shared store's clock where it has one (PostgreSQL): the nodes' own clocks may disagree
+  const clock = store.clockMicros ? async () => Number((await store.clockMicros!()) / 1000n) : async () => now();
+  const presence = cluster ? new NodePresence({ store, self: () => nodeUrl, timeoutMs: o.nodeTimeoutMs ?? 45_000, clock, log }) : undefined;
   let holding: Promise<void> | undefined;
   const syncHolders = (): Promise<void> =>
     (holding ??= (async () => {

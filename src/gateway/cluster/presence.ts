@@ -8,22 +8,23 @@ const keyOf = (node: string): string => PREFIX + createHash('sha256').update(nod
 /**
  * Which nodes of a cluster are alive: each node writes the time into the
  * store every third of the node timeout, and a node whose last time is
- * older than the timeout is gone. Times are each node's own clock, so the
- * nodes' clocks must agree (NTP) to well within the timeout. A node that
- * has never written one (an earlier version) is never taken for gone.
+ * older than the timeout is gone. The time is the database server's clock
+ * (`clock`), one clock for all nodes, so the nodes' own clocks may drift
+ * apart. A node that has never written one (an earlier version) is never
+ * taken for gone.
  */
 export class NodePresence {
   readonly #store: GatewayStore;
   readonly #self: () => string;
   readonly #timeoutMs: number;
-  readonly #now: () => number;
+  readonly #now: () => Promise<number>;
   readonly #log: Logger;
 
-  constructor(o: { store: GatewayStore; self: () => string; timeoutMs: number; now: () => number; log: Logger }) {
+  constructor(o: { store: GatewayStore; self: () => string; timeoutMs: number; clock: () => Promise<number>; log: Logger }) {
     this.#store = o.store;
     this.#self = o.self;
     this.#timeoutMs = o.timeoutMs;
-    this.#now = o.now;
+    this.#now = o.clock;
     this.#log = o.log;
   }
 
@@ -35,7 +36,7 @@ export class NodePresence {
   /** Records that this node is alive now. */
   async beat(): Promise<void> {
     try {
-      await this.#store.putSetting(keyOf(this.#self()), JSON.stringify({ node: this.#self(), at: this.#now() }));
+      await this.#store.putSetting(keyOf(this.#self()), JSON.stringify({ node: this.#self(), at: await this.#now() }));
     } catch (e) {
       this.#log.warn({ err: (e as Error).message }, 'node presence not recorded');
     }
@@ -44,7 +45,7 @@ export class NodePresence {
   /** The addresses of the nodes not heard from within the timeout (never this one). */
   async gone(): Promise<Set<string>> {
     const gone = new Set<string>();
-    const now = this.#now();
+    const now = await this.#now();
     for (const [, text] of await this.#store.settingsWithPrefix(PREFIX)) {
       try {
         const v = JSON.parse(text) as { node?: unknown; at?: unknown };

@@ -82,6 +82,8 @@ export interface GatewayStore {
    * instead of reading it back. Unset for a store shared by several nodes.
    */
   readonly exclusive?: boolean;
+  /** A store shared by several nodes: its server's clock (µs since the epoch), one clock for all of them. */
+  clockMicros?(): Promise<bigint>;
 
   // stations
   putStation(s: StationRecord): Promise<void>;
