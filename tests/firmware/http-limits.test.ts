@@ -1,7 +1,8 @@
 // The firmware download port's limits, against the real gateway over real
 // sockets: a source address whose requests keep being answered 404 is
 // answered 429 (with Retry-After) before any lookup, valid URLs included,
-// while a download another node forwarded is still answered; and at most
+// while a download another node forwarded, and a node's fetch of a whole
+// package, are still answered; and at most
 // maxFirmwareDownloads requests are served at once (503 with Retry-After
 // past that, served again once one ends). Each outcome is counted in
 // /metrics.
@@ -12,10 +13,13 @@ import { FirmwareWorld } from './delivery-fixture.js';
 import { uploadFirmware } from '../../src/client/firmware-upload.js';
 import { PackageStore } from '../../src/gateway/firmware/packages.js';
 import { firmwarePath } from '../../src/gateway/firmware/http.js';
+import { replicaPath } from '../../src/gateway/firmware/replication.js';
 
 const BURST = 3;
 const fw = new FirmwareWorld();
 let validUrl = '';
+let packages: PackageStore; // the gateway's own URL key, read from its data dir
+let packageId = '';
 
 before(async () => {
   // refilled at 1 a minute: nothing refills within this test
@@ -26,7 +30,9 @@ before(async () => {
   const gc = await fw.client('prov-1');
   await uploadFirmware(gc, pkg.path);
   await gc.close();
-  validUrl = firmwarePath(new PackageStore({ dataDir: fw.w.path('data') }), pkg.packageId, 'CP-1');
+  packages = new PackageStore({ dataDir: fw.w.path('data') });
+  packageId = pkg.packageId;
+  validUrl = firmwarePath(packages, pkg.packageId, 'CP-1');
 });
 after(() => fw.close());
 
@@ -83,4 +89,8 @@ test('a source whose requests keep being answered 404 gets 429 before any lookup
   assert.equal((await status(validUrl, { range: 'bytes=0-99', 'x-evseal-forwarded': '1' })).status, 206);
   assert.equal((await status(wrongToken, { 'x-evseal-forwarded': '1' })).status, 404);
   assert.equal((await status(validUrl)).status, 429);
+  // so is a node's fetch of a whole package (a cluster's copy), with or without the right capability
+  assert.equal((await status(replicaPath(packages, packageId))).status, 200);
+  assert.equal((await status(`/firmware/replica/${packageId}/${'A'.repeat(22)}`)).status, 404);
+  assert.equal(await metric('replica'), 1);
 });

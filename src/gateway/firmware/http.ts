@@ -81,9 +81,10 @@ export interface FirmwareHttpLimits {
  * request would cost a store read and perhaps a forward) is answered 429
  * before any lookup, and at most `maxConcurrent` requests are served at
  * once (503 past that), which bounds the open files and forwarded
- * connections. A download forwarded by another node is exempt from the 404
- * budget: the node that forwarded it counts it against the real source,
- * and it is answered here without a store read or a further forward.
+ * connections. A download forwarded by another node, and a node's fetch of
+ * a whole package, are exempt from the 404 budget: each is answered here
+ * without a store read or a forward (and the node that forwarded a
+ * download counted it against the real source).
  */
 export function createFirmwareHttp(store: PackageStore, holders: PackageHolders, log: Logger, o: { limits: FirmwareHttpLimits; metrics: Metrics; replication?: PackageReplication }) {
   const misses = new TokenBuckets({ burst: o.limits.notFoundBurst, perMinute: o.limits.notFoundPerMinute });
@@ -210,9 +211,11 @@ export function createFirmwareHttp(store: PackageStore, holders: PackageHolders,
         res.end();
         return;
       }
-      const forwarded = req.headers[FORWARDED] !== undefined;
+      // answered here without a store read or a forward, so outside the 404 budget: a download another
+      // node forwarded (that node counted it against the real source) and a node's copy of a whole package
+      const exempt = req.headers[FORWARDED] !== undefined || (req.url ?? '').startsWith('/firmware/replica/');
       const source = sourceKey(req.socket.remoteAddress);
-      if (!forwarded) {
+      if (!exempt) {
         const wait = misses.wait(source);
         if (wait > 0) return refuse(res, 429, wait);
       }
@@ -220,7 +223,7 @@ export function createFirmwareHttp(store: PackageStore, holders: PackageHolders,
       active++;
       res.once('close', () => {
         active--;
-        if (!forwarded && res.statusCode === 404) misses.spend(source);
+        if (!exempt && res.statusCode === 404) misses.spend(source);
       });
       serve(req, res).catch((e: unknown) => {
         // a client that went away mid-body is routine for a resuming downloader
