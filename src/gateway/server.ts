@@ -172,7 +172,11 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const replication = cluster && o.firmwareReplication !== false ? new PackageReplication({ packages, holders, log: log.child({ component: 'firmware' }), now }) : undefined;
   if (replication) o.bus?.sharePackages(replication);
   const peers: PackagePeers = replication ?? {
-    uploaded: (pid, sha256) => holders.record(pid, sha256, { undelete: true }),
+    commit: async (pid, sha256, commit) => {
+      const index = await commit();
+      await holders.record(pid, sha256, { undelete: true });
+      return index;
+    },
     deleted: async (pid) => {
       await holders.forget(pid);
       return false;

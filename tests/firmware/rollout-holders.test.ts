@@ -3,16 +3,19 @@
 // other answers the same rollout (one set of calls goes out); another owner
 // cannot take the id; the rollout of a node that is gone is taken over by
 // exactly one node; the node it was taken from drops it, whether at its next
-// write of the rollout or at its next look at the store.
+// write of the rollout or at its next look at the store. And a package
+// uploaded again after a deletion is not dropped as a copy of the deleted one.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { PackageIndex } from '../../src/firmware/package.js';
 import type { GatewayContext, Principal, Router } from '../../src/gateway/context.js';
+import { PackageHolders } from '../../src/gateway/firmware/holders.js';
 import { PackageStore } from '../../src/gateway/firmware/packages.js';
+import { PackageReplication } from '../../src/gateway/firmware/replication.js';
 import { RolloutManager } from '../../src/gateway/firmware/rollouts.js';
 import { createMetrics } from '../../src/gateway/metrics.js';
 import { defaultRoutePolicy } from '../../src/gateway/route-policy.js';
@@ -120,4 +123,28 @@ test('on one node (a store of its own) a rollout stays held across a restart und
   assert.equal((await again.m.get(owner, 'r-4')).stations['CP-1']!.status, 'Downloading');
   assert.equal(await holderOf(store, 'r-4'), 'http://127.0.0.1:9333');
   await store.close();
+});
+
+test("a package uploaded again is not taken, between its commit and its record, for a copy of the deleted one", async () => {
+  const dir = mkdtempSync(join(tmp, 'upload-again-'));
+  const store = new SqliteStore(join(dir, 'store'));
+  const packages = new PackageStore({ dataDir: join(dir, 'data') });
+  const holders = new PackageHolders(store, () => 'http://a:1');
+  const replication = new PackageReplication({ packages, holders, log: pino({ level: 'silent' }), now: Date.now });
+  try {
+    await holders.forgetEverywhere(PID, 1); // deleted before
+    const index = { packageId: PID, version: '2', model: 'M', publisher: 'pub', deviceIds: [], shared: { offset: 0, length: 1 } } satisfies PackageIndex;
+    await replication.commit(PID, new Uint8Array(32), async () => {
+      writeFileSync(packages.path(PID), 'the new upload'); // as the commit's rename puts it in place
+      // the sweep (or a deletion announced late) looks at it now, while the mark is still there
+      await replication.dropIfDeleted(PID);
+      return index;
+    });
+    assert.ok(existsSync(packages.path(PID)), 'the new upload is kept');
+    assert.equal(await holders.deleted(PID), false);
+    assert.deepEqual((await holders.of(PID)).map((h) => h.node), ['http://a:1']);
+  } finally {
+    await replication.close();
+    await store.close();
+  }
 });

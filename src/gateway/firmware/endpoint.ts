@@ -2,6 +2,7 @@ import { fromB64u } from '../../core/base64url.js';
 import { EvsealError } from '../../core/errors.js';
 import type { Principal } from '../context.js';
 import type { ClientFrame } from '../endpoint/frames.js';
+import type { PackageIndex } from '../../firmware/package.js';
 import type { PackageStore } from './packages.js';
 import type { Rollout, RolloutEvent, RolloutManager } from './rollouts.js';
 import { putOwn } from '../own-keys.js';
@@ -33,8 +34,8 @@ function rolloutJson(r: Rollout): Record<string, unknown> {
  * (./replication.ts); on a single node, its own record (./holders.ts).
  */
 export interface PackagePeers {
-  /** An upload committed here, its bytes hashing to `sha256`. */
-  uploaded(packageId: string, sha256: Uint8Array): Promise<void>;
+  /** Commits an upload here (`commit`), its bytes hashing to `sha256`, and records it. */
+  commit(packageId: string, sha256: Uint8Array, commit: () => Promise<PackageIndex>): Promise<PackageIndex>;
   /** The package was deleted through this node; whether another node held it. */
   deleted(packageId: string): Promise<boolean>;
 }
@@ -61,8 +62,7 @@ export function endpointFirmware(packages: PackageStore, rollouts: RolloutManage
         case 'firmware-commit': {
           rollouts.checkRole(p);
           const sha256 = fromB64u(f.sha256, 'sha256');
-          const index = await packages.commit(f.packageId, sha256);
-          await peers.uploaded(f.packageId, sha256);
+          const index = await peers.commit(f.packageId, sha256, () => packages.commit(f.packageId, sha256));
           const held = await packages.held(f.packageId);
           return { t: 'firmware', ref: f.ref, ...held, version: index.version, model: index.model, publisher: index.publisher, devices: index.deviceIds.length };
         }

@@ -3,6 +3,7 @@ import { get as httpsGet } from 'node:https';
 import type { Logger } from 'pino';
 import { EvsealError } from '../../core/errors.js';
 import type { PackageHolders } from './holders.js';
+import type { PackageIndex } from '../../firmware/package.js';
 import type { PackageStore } from './packages.js';
 
 /** The path one node fetches a whole package from another with (./http.ts serves it). */
@@ -56,6 +57,8 @@ const SWEEP_MS = 30_000;
 export class PackageReplication {
   readonly #o: ReplicationOptions;
   readonly #copying = new Map<string, Promise<boolean>>();
+  /** packages being committed by an upload to this node */
+  readonly #uploading = new Set<string>();
   readonly #timer: NodeJS.Timeout;
   #sweeping: Promise<void> | undefined;
   #closed = false;
@@ -68,10 +71,22 @@ export class PackageReplication {
     this.#timer.unref();
   }
 
-  /** After an upload committed here. */
-  async uploaded(packageId: string, sha256: Uint8Array): Promise<void> {
-    await this.#o.holders.record(packageId, sha256, { undelete: true });
-    this.announce?.({ held: packageId });
+  /**
+   * Commits an upload here, records it (lifting a deletion mark: the
+   * package is uploaded again) and announces it. Meanwhile this node's
+   * sweep leaves the package alone: between the commit and the lifted mark
+   * it would take the new file for a copy of the deleted package.
+   */
+  async commit(packageId: string, sha256: Uint8Array, commit: () => Promise<PackageIndex>): Promise<PackageIndex> {
+    this.#uploading.add(packageId);
+    try {
+      const index = await commit();
+      await this.#o.holders.record(packageId, sha256, { undelete: true });
+      this.announce?.({ held: packageId });
+      return index;
+    } finally {
+      this.#uploading.delete(packageId);
+    }
   }
 
   /**
@@ -139,7 +154,7 @@ export class PackageReplication {
    * deletion; only an upload lifts the mark).
    */
   async dropIfDeleted(packageId: string): Promise<void> {
-    if (!(await this.#o.holders.deleted(packageId))) return;
+    if (this.#uploading.has(packageId) || !(await this.#o.holders.deleted(packageId)) || this.#uploading.has(packageId)) return;
     const dropped = await this.#o.packages.delete(packageId);
     await this.#o.holders.forget(packageId);
     if (dropped) this.#o.log.info({ packageId }, 'firmware package deleted through another node: copy dropped');
