@@ -236,11 +236,11 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     await a.record(pid, digest);
     await b.record(pid, digest);
     assert.deepEqual((await a.of(pid)).map((h) => h.node).sort(), ['http://a:1', 'http://b:1']);
-    assert.equal(await a.elsewhere(pid), 'http://b:1');
+    assert.deepEqual(await a.others(pid), ['http://b:1']);
     assert.deepEqual((await a.of(pid))[0]!.sha256, digest);
     // a node forgetting its copy leaves the other's record
     await b.forget(pid);
-    assert.equal(await a.elsewhere(pid), undefined);
+    assert.deepEqual(await a.others(pid), []);
     assert.deepEqual((await b.of(pid)).map((h) => h.node), ['http://a:1']);
     // deleted: marked, every record cleared; an upload again lifts the mark
     assert.equal(await b.forgetEverywhere(pid, T0), true);
@@ -252,7 +252,7 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     assert.equal(await b.deleted(pid), true);
     await a.record(pid, digest, { undelete: true });
     assert.equal(await b.deleted(pid), false);
-    assert.equal(await b.elsewhere(pid), 'http://a:1');
+    assert.deepEqual(await b.others(pid), ['http://a:1']);
     // a record of the earlier form (the address alone) is still a holder, one without a digest
     const old = 'cd'.repeat(16);
     await s.putSetting(`package-holder.${old}`, 'http://c:1');

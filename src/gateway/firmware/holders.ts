@@ -90,9 +90,9 @@ export class PackageHolders {
     return (await this.#store.settingsWithPrefix(PREFIX + packageId)).flatMap(([, v]) => parseHolder(v) ?? []);
   }
 
-  /** The address of another node holding the package, if one does. */
-  async elsewhere(packageId: string): Promise<string | undefined> {
-    return (await this.of(packageId)).find((h) => h.node !== this.#self())?.node;
+  /** The addresses of the other nodes holding the package. */
+  async others(packageId: string): Promise<string[]> {
+    return (await this.of(packageId)).flatMap((h) => (h.node === this.#self() ? [] : [h.node]));
   }
 
   /** Every package some node holds, with its holders; and the packages marked deleted. */

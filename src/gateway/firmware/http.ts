@@ -141,24 +141,26 @@ export function createFirmwareHttp(store: PackageStore, holders: PackageHolders,
       index = await store.index(packageId);
     } catch (e) {
       if (!(e instanceof EvsealError && e.code === 'ERR_NOT_FOUND')) throw e;
-      // In a cluster the package may be held by another node (./holders.ts): the download goes there, once.
-      const holder = req.headers[FORWARDED] === undefined ? await holders.elsewhere(packageId) : undefined;
-      if (!holder) return notFound(res);
+      // In a cluster the package may be held by other nodes (./holders.ts): the download goes to the first that answers, once.
+      const others = req.headers[FORWARDED] === undefined ? await holders.others(packageId) : [];
+      if (others.length === 0) return notFound(res);
       // this node takes a copy meanwhile, so the next download is served here
       void o.replication?.ensure(packageId);
-      log.info({ packageId, stationId, holder }, 'firmware download forwarded');
-      try {
-        const status = await forward(req, res, holder);
-        outcomes.inc({ outcome: status === 404 ? 'not-found' : 'forwarded' });
-        return;
-      } catch (fe) {
-        if (res.headersSent) throw fe;
-        log.warn({ packageId, holder, err: (fe as Error).message }, 'firmware download could not be forwarded');
-        outcomes.inc({ outcome: 'unreachable' });
-        res.writeHead(502, { 'content-type': 'application/json' });
-        res.end('{"error":"the gateway node holding this package cannot be reached"}');
-        return;
+      for (const holder of others) {
+        try {
+          const status = await forward(req, res, holder);
+          log.info({ packageId, stationId, holder }, 'firmware download forwarded');
+          outcomes.inc({ outcome: status === 404 ? 'not-found' : 'forwarded' });
+          return;
+        } catch (fe) {
+          if (res.headersSent) throw fe;
+          log.warn({ packageId, holder, err: (fe as Error).message }, 'firmware download could not be forwarded to this node');
+        }
       }
+      outcomes.inc({ outcome: 'unreachable' });
+      res.writeHead(502, { 'content-type': 'application/json' });
+      res.end('{"error":"no gateway node holding this package can be reached"}');
+      return;
     }
     if (!store.checkToken(packageId, stationId, token) || !index.deviceIds.includes(stationId)) return notFound(res);
     const prefix = await store.prefix(packageId, index, stationId);
