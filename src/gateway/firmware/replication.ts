@@ -154,7 +154,9 @@ export class PackageReplication {
    * deletion; only an upload lifts the mark).
    */
   async dropIfDeleted(packageId: string): Promise<void> {
-    if (this.#uploading.has(packageId) || !(await this.#o.holders.deleted(packageId)) || this.#uploading.has(packageId)) return;
+    if (this.#uploading.has(packageId) || !(await this.#o.holders.deleted(packageId))) return;
+    // an upload may have begun while the store was read
+    if (this.#uploading.has(packageId)) return;
     const dropped = await this.#o.packages.delete(packageId);
     await this.#o.holders.forget(packageId);
     if (dropped) this.#o.log.info({ packageId }, 'firmware package deleted through another node: copy dropped');

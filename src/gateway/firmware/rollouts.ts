@@ -142,6 +142,8 @@ export interface RolloutOptions {
  */
 const copyKey = (id: string): string => `rollout.${id}`;
 const copyText = (node: string, rollout: Rollout): string => JSON.stringify({ node, rollout } satisfies StoredRollout);
+/** A stored copy as read from the store; absent or cleared (empty) is none. */
+const parseCopy = (text: string | undefined): StoredRollout | undefined => (text ? (JSON.parse(text) as StoredRollout) : undefined);
 interface StoredRollout {
   node: string;
   rollout: Rollout;
@@ -236,14 +238,11 @@ export class RolloutManager {
     const taken: string[] = [];
     const now = this.#ctx.now();
     const self = this.#o.node();
-    for (const [key, text] of await this.#ctx.store.settingsWithPrefix('rollout.')) {
-      if (!text) continue;
-      const stored = JSON.parse(text) as StoredRollout;
+    for (const { key, text, stored } of await this.#storedCopies()) {
       const r = stored.rollout;
       if (stored.node === self) continue;
       if (this.#rollouts.has(r.id)) {
-        this.#drop(r.id);
-        this.#ctx.log.warn({ rollout: r.id, holder: stored.node }, 'rollout taken over by another node: dropped here');
+        this.#lost(r.id, stored.node);
         continue;
       }
       if (!gone.has(stored.node) || !mayStillUse(r, now)) continue;
@@ -291,13 +290,25 @@ export class RolloutManager {
     return [...ids];
   }
 
+  /** Every rollout copy in the store (a cluster's: each names the node holding it). */
+  async #storedCopies(): Promise<{ key: string; text: string; stored: StoredRollout }[]> {
+    return (await this.#ctx.store.settingsWithPrefix('rollout.')).flatMap(([key, text]) => {
+      const stored = parseCopy(text);
+      return stored ? [{ key, text, stored }] : [];
+    });
+  }
+
+  /** Another node took over this rollout while this one was silent: it is that node's. */
+  #lost(id: string, holder: string): void {
+    this.#drop(id);
+    this.#ctx.log.warn({ rollout: id, holder }, 'rollout taken over by another node: dropped here');
+  }
+
   /** usersOf, and in a cluster the rollouts other nodes hold (from the store's copies). */
   async #usersInCluster(packageId: string): Promise<string[]> {
     const now = this.#ctx.now();
     const ids = new Set(this.usersOf(packageId));
-    for (const [, text] of await this.#ctx.store.settingsWithPrefix('rollout.')) {
-      if (!text) continue;
-      const { node, rollout: r } = JSON.parse(text) as StoredRollout;
+    for (const { stored: { node, rollout: r } } of await this.#storedCopies()) {
       if (node !== this.#o.node() && r.packageId === packageId && mayStillUse(r, now)) ids.add(r.id);
     }
     return [...ids];
@@ -326,10 +337,8 @@ export class RolloutManager {
 
   /** The store's copy of a rollout another node holds (stored when it started, updated as its stations report). */
   async #heldElsewhere(id: string): Promise<StoredRollout | undefined> {
-    const text = await this.#ctx.store.getSetting(copyKey(id));
-    if (!text) return undefined;
-    const stored = JSON.parse(text) as StoredRollout;
-    return stored.node === this.#o.node() ? undefined : stored;
+    const stored = parseCopy(await this.#ctx.store.getSetting(copyKey(id)));
+    return stored?.node === this.#o.node() ? undefined : stored;
   }
 
   /**
@@ -499,7 +508,8 @@ export class RolloutManager {
       return true;
     }
     const text = await this.#ctx.store.getSetting(copyKey(r.id));
-    if (text && (JSON.parse(text) as StoredRollout).node !== this.#o.node()) return false;
+    const holder = parseCopy(text)?.node;
+    if (holder !== undefined && holder !== this.#o.node()) return false;
     const mine = copyText(this.#o.node(), r);
     if (!(await this.#ctx.store.replaceSetting(copyKey(r.id), text, mine))) return false;
     this.#written.set(r.id, mine);
@@ -521,12 +531,8 @@ export class RolloutManager {
       return;
     }
     const text = await this.#ctx.store.getSetting(key);
-    const holder = text ? (JSON.parse(text) as StoredRollout).node : undefined;
-    if (holder !== undefined && holder !== this.#o.node()) {
-      this.#drop(r.id);
-      this.#ctx.log.warn({ rollout: r.id, holder }, 'rollout taken over by another node: dropped here');
-      return;
-    }
+    const holder = parseCopy(text)?.node;
+    if (holder !== undefined && holder !== this.#o.node()) return this.#lost(r.id, holder);
     // cleared, or written by this node before a restart: still this node's
     if (await this.#ctx.store.replaceSetting(key, text, mine)) this.#written.set(r.id, mine);
   }
