@@ -148,3 +148,23 @@ test("a package uploaded again is not taken, between its commit and its record, 
     await store.close();
   }
 });
+
+test("two writes of a rollout's copy in flight at once leave the store with its latest state", async () => {
+  const { store, a } = await world();
+  const r = await a.m.start(owner, { id: 'r-5', packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 });
+  await a.m.flush();
+  // the store answers the first of the next writes last (as a pool of connections may)
+  const replace = store.replaceSetting.bind(store);
+  let calls = 0;
+  store.replaceSetting = async (...args) => {
+    if (calls++ === 0) await new Promise((res) => setTimeout(res, 50));
+    return replace(...args);
+  };
+  a.m.firmwareStatus('CP-1', 'Downloading', r.requestId);
+  const first = a.m.flush();
+  a.m.firmwareStatus('CP-1', 'Downloaded', r.requestId);
+  await Promise.all([first, a.m.flush()]);
+  const copy = JSON.parse((await store.getSetting('rollout.r-5'))!) as { rollout: { stations: Record<string, { status: string }> } };
+  assert.equal(copy.rollout.stations['CP-1']!.status, 'Downloaded');
+  await store.close();
+});

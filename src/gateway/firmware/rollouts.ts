@@ -180,6 +180,8 @@ export class RolloutManager {
   readonly #starting = new Map<string, { packageId: string; run: Promise<Rollout> }>();
   /** The store's copy of each rollout held here, as last written or read: the next write replaces exactly it. */
   readonly #written = new Map<string, string>();
+  /** Per rollout, the copy write under way: the next waits for it, so the store never ends with an older state. */
+  readonly #copying = new Map<string, Promise<void>>();
   #flushing = false;
 
   constructor(ctx: GatewayContext, o: RolloutOptions) {
@@ -517,8 +519,8 @@ export class RolloutManager {
   }
 
   /**
-   * Writes the store's copy of a rollout held here, replacing exactly the
-   * copy last written: if another node has taken the rollout over
+   * Writes the store's copy of a rollout held here, as it is now (one write
+   * per rollout at a time: flush), replacing exactly the copy last written: if another node has taken the rollout over
    * meanwhile (this node was silent past the node timeout), the rollout is
    * that node's and is dropped here.
    */
@@ -553,7 +555,12 @@ export class RolloutManager {
       const r = this.#rollouts.get(id);
       if (!r) continue;
       writeFileAtomic(join(this.#dir, `${id}.json`), JSON.stringify(r) + '\n', 0o600);
-      copies.push(this.#writeCopy(r).catch((e: unknown) => this.#ctx.log.warn({ rollout: id, err: (e as Error).message }, 'stored rollout not updated')));
+      const write = (this.#copying.get(id) ?? Promise.resolve())
+        .then(() => (this.#rollouts.get(id) === r ? this.#writeCopy(r) : undefined))
+        .catch((e: unknown) => this.#ctx.log.warn({ rollout: id, err: (e as Error).message }, 'stored rollout not updated'));
+      this.#copying.set(id, write);
+      void write.then(() => this.#copying.get(id) === write && this.#copying.delete(id));
+      copies.push(write);
     }
     this.#dirty.clear();
     return Promise.all(copies).then(() => undefined);
