@@ -284,6 +284,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
       try {
         await presence!.beat();
         await rollouts.syncHolders(await presence!.gone());
+        // by three node timeouts a report's rollout has been taken over, if its node was gone: older ones concern no rollout held
+        await rollouts.takeAllParked(3 * presence!.timeoutMs);
       } catch (e) {
         log.warn({ err: (e as Error).message }, 'rollout holders not synchronised; retried');
       } finally {

@@ -1,10 +1,12 @@
 // A firmware rollout outlives the node that started it (src/gateway/cluster/presence.ts,
 // RolloutManager.syncHolders), with real node processes: a rollout started on node A
-// for an offline charger; A is killed; once A has been silent past the node timeout,
-// node B takes the rollout over, and when the charger (simulated, ocpp-rpc strict)
-// comes up on B, installs the package and reports, the rollout client on B is told
-// every status and the rollout ends Installed. Node A, back, no longer holds the
-// rollout (its file is dropped) and answers for it from B's copy.
+// for an offline charger; A is killed; the charger (simulated, ocpp-rpc strict) comes
+// up on node B at once, installs the package and reports, all before B takes the
+// rollout over (A has not yet been silent past the node timeout), so its reports are
+// parked in the store; once B takes the rollout over it applies them, and the
+// rollout client on B is told every status, in order, and the rollout ends
+// Installed. Node A, back, no longer holds the rollout (its file is dropped) and
+// answers for it from B's copy.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,7 +26,8 @@ const SUCCESS = ['Downloading', 'Downloaded', 'SignatureVerified', 'Installing',
 test('a rollout whose node is gone is taken over by another node and completes there', { skip: c.skip, timeout: 120_000 }, async () => {
   const dataA = c.dataOf('A');
   const dataB = c.dataOf('B');
-  const timeout = ['--node-timeout', '2'];
+  // long enough for the charger to install and report before B takes the rollout over (at 6.7-13.3 s after A goes)
+  const timeout = ['--node-timeout', '10'];
   const b = await startNode(c.cfg, 'B', { dataDir: dataB, args: timeout });
   c.nodes.push(b);
   const bHttp = b.url.replace(/^ws/, 'http');
@@ -67,15 +70,19 @@ test('a rollout whose node is gone is taken over by another node and completes t
     assert.ok(existsSync(join(dataA, 'firmware', 'rollouts', 'r-to.json')));
     assert.equal(existsSync(join(dataB, 'firmware', 'rollouts', 'r-to.json')), false, 'node B does not hold it');
 
-    // A goes; B takes the rollout over once A has been silent for the node timeout
+    // A goes; the charger comes up on B, installs and reports while no node holds the rollout
     await client.close();
     await a.kill('SIGKILL');
-    await waitFor(() => existsSync(join(dataB, 'firmware', 'rollouts', 'r-to.json')), 'node B took the rollout over', 20_000);
     client = await c.connect(b.url, events);
     sim = simRun(b.url);
+    await waitFor(() => readInstalled(c.dirs.get('CP-to')!)?.version === '2.0', 'the charger installed 2.0', 30_000);
+    await new Promise((res) => setTimeout(res, 500)); // its last notification answered
+    assert.equal(existsSync(join(dataB, 'firmware', 'rollouts', 'r-to.json')), false, 'node B has not taken the rollout over yet');
+    assert.deepEqual(statuses(), [], 'no node applied the reports yet');
+    // B takes the rollout over once A has been silent for the node timeout, and applies the parked reports
+    await waitFor(() => existsSync(join(dataB, 'firmware', 'rollouts', 'r-to.json')), 'node B took the rollout over', 30_000);
     await waitFor(() => statuses().includes('Installed'), 'Installed, applied by node B', 30_000);
     assert.deepEqual(statuses(), SUCCESS);
-    assert.equal(readInstalled(c.dirs.get('CP-to')!)?.version, '2.0');
     assert.equal((await client.rolloutStatus('r-to')).stations['CP-to']!.status, 'Installed');
     await client.close();
 

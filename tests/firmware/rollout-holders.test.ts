@@ -12,53 +12,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { PackageIndex } from '../../src/firmware/package.js';
-import type { GatewayContext, Principal, Router } from '../../src/gateway/context.js';
 import { PackageHolders } from '../../src/gateway/firmware/holders.js';
 import { PackageStore } from '../../src/gateway/firmware/packages.js';
 import { PackageReplication } from '../../src/gateway/firmware/replication.js';
-import { RolloutManager } from '../../src/gateway/firmware/rollouts.js';
-import { createMetrics } from '../../src/gateway/metrics.js';
-import { defaultRoutePolicy } from '../../src/gateway/route-policy.js';
 import { SqliteStore } from '../../src/gateway/store/sqlite.js';
 import { EvsealError } from '../../src/core/errors.js';
+import { owner, PID, rolloutWorld } from './rollout-world.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'evseal-rollout-holders-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const PID = 'ab'.repeat(16);
-const owner: Principal = { id: 'prov-1', role: 'provisioning', via: 'endpoint' };
-
-async function world() {
-  const dir = mkdtempSync(join(tmp, 'w-'));
-  const store = new SqliteStore(join(dir, 'store'));
-  await store.putStation({ id: 'CP-1', passwordHash: 'x', created: 0 });
-  await store.putStationState('CP-1', { protocol: 'ocpp2.0.1' });
-  const calls: string[] = [];
-  const node = (name: string, o: { shared?: boolean; address?: string } = {}) => {
-    const router = { submit: async (_p: Principal, s: { to: string }) => (calls.push(`${name}:${s.to}`), { seq: calls.length, duplicate: false, receipt: undefined }) } as unknown as Router;
-    const ctx: GatewayContext = { store, log: pino({ level: 'silent' }), metrics: createMetrics(), router, now: Date.now };
-    const dataDir = join(dir, name);
-    const packages = new PackageStore({ dataDir });
-    // the package itself is not needed: its index and OCPP fields are
-    packages.index = async () => ({ packageId: PID, version: '2', model: 'M', publisher: 'pub', deviceIds: ['CP-1'], shared: { offset: 0, length: 1 } }) satisfies PackageIndex;
-    const m = new RolloutManager(ctx, {
-      packages,
-      policy: defaultRoutePolicy(),
-      baseUrl: () => `http://${name}`,
-      fields: async () => ({ signingCertificate: 'cert', signature: 'sig' }),
-      dataDir,
-      node: () => o.address ?? `http://${name}`,
-      shared: o.shared ?? true,
-    });
-    return { m, file: (id: string) => join(dataDir, 'firmware', 'rollouts', `${id}.json`) };
-  };
-  return { store, calls, node, a: node('a'), b: node('b') };
-}
-
 const holderOf = async (store: SqliteStore, id: string) => (JSON.parse((await store.getSetting(`rollout.${id}`))!) as { node: string }).node;
 
 test('the same rollout id started on two nodes at once: one starts it, the other answers it; another owner cannot take the id', async () => {
-  const { store, calls, a, b } = await world();
+  const { store, calls, a, b } = await rolloutWorld(tmp);
   const req = { id: 'r-1', packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 };
   const [ra, rb] = await Promise.all([a.m.start(owner, req), b.m.start(owner, req)]);
   assert.equal(calls.length, 1, `one set of calls: ${calls.join(', ')}`);
@@ -74,7 +41,7 @@ test('the same rollout id started on two nodes at once: one starts it, the other
 });
 
 test("a gone node's open rollout is taken over by one node; the node it was taken from drops it", async () => {
-  const { store, a, b } = await world();
+  const { store, a, b } = await rolloutWorld(tmp);
   const r = await a.m.start(owner, { id: 'r-2', packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 });
   await a.m.flush();
   // nobody is gone: nothing moves
@@ -99,7 +66,7 @@ test("a gone node's open rollout is taken over by one node; the node it was take
 });
 
 test('a node back after a takeover drops the rollout at its first look at the store', async () => {
-  const { store, a, b } = await world();
+  const { store, a, b } = await rolloutWorld(tmp);
   await a.m.start(owner, { id: 'r-3', packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 });
   await a.m.flush();
   assert.deepEqual(await b.m.syncHolders(new Set(['http://a'])), ['r-3']);
@@ -111,7 +78,7 @@ test('a node back after a takeover drops the rollout at its first look at the st
 });
 
 test('on one node (a store of its own) a rollout stays held across a restart under another address', async () => {
-  const { store, node } = await world();
+  const { store, node } = await rolloutWorld(tmp);
   const first = node('solo', { shared: false, address: 'http://127.0.0.1:9220' });
   const r = await first.m.start(owner, { id: 'r-4', packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 });
   await first.m.flush();
@@ -150,7 +117,7 @@ test("a package uploaded again is not taken, between its commit and its record, 
 });
 
 test("two writes of a rollout's copy in flight at once leave the store with its latest state", async () => {
-  const { store, a } = await world();
+  const { store, a } = await rolloutWorld(tmp);
   const r = await a.m.start(owner, { id: 'r-5', packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 });
   await a.m.flush();
   // the store answers the first of the next writes last (as a pool of connections may)

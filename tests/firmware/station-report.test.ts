@@ -1,18 +1,21 @@
-// A station's firmware report, and a rollout event for its owner, as one
-// cluster node publishes them for the others (cluster/bus.ts): what
-// parseStationReport and parseOwnerEvent take and what they refuse. The round trip through two real nodes is tests/cluster/firmware.test.ts.
+// A station's firmware report parked in the store, and a rollout event for its
+// owner, as one cluster node publishes them for the others (cluster/bus.ts):
+// what parseParkedReport and parseOwnerEvent take and what they refuse. The round trip through two real nodes is tests/cluster/firmware.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseOwnerEvent, parseStationReport, type StationReport } from '../../src/gateway/firmware/rollouts.js';
+import { parseOwnerEvent, parseParkedReport, type StationReport } from '../../src/gateway/firmware/rollouts.js';
 import { parsePackageAnnouncement } from '../../src/gateway/cluster/bus.js';
 
-test('reports round-trip through their JSON', () => {
+const KEY = 'rollout-report.001767225600123.000000001.0123456789ab';
+const parked = (report: unknown, o: { key?: unknown; at?: unknown } = {}) => JSON.stringify({ key: 'key' in o ? o.key : KEY, report, at: 'at' in o ? o.at : 1767225600123 });
+
+test('parked reports round-trip through their JSON', () => {
   const reports: StationReport[] = [
     { station: 'CP-1', status: 'Downloading', requestId: 42 },
     { station: 'CP-1', status: 'Installed' },
     { station: 'CP.2:x_y-z', security: 'InvalidFirmwareSignature' },
   ];
-  for (const r of reports) assert.deepEqual(parseStationReport(JSON.stringify(r)), r);
+  for (const r of reports) assert.deepEqual(parseParkedReport(parked(r)), { key: KEY, report: r, at: 1767225600123 });
 });
 
 test('anything else is refused', () => {
@@ -33,7 +36,15 @@ test('anything else is refused', () => {
     JSON.stringify({ station: 'CP-1', security: 'X', requestId: 1 }),
     JSON.stringify({ station: 'CP-1', status: 'Installed', extra: 1 }),
   ];
-  for (const t of bad) assert.equal(parseStationReport(t), undefined, t);
+  for (const t of bad) assert.equal(parseParkedReport(t.startsWith('{"station"') ? parked(JSON.parse(t)) : t), undefined, t);
+  // the wrapping: a key in the parked reports' namespace, a time in ms, nothing else
+  const ok = { station: 'CP-1', status: 'Installed' };
+  assert.notEqual(parseParkedReport(parked(ok)), undefined);
+  for (const key of [null, 'rollout.r-1', `${KEY}x`, KEY.replace('.0123', '.O123'), KEY.replace('rollout-report.0', 'rollout-report.'), 7]) assert.equal(parseParkedReport(parked(ok, { key })), undefined, String(key));
+  for (const at of [1.5, '1', -0.5, null, 2 ** 53]) assert.equal(parseParkedReport(parked(ok, { at })), undefined, String(at));
+  assert.equal(parseParkedReport(JSON.stringify({ key: KEY, report: ok, at: 1, extra: 1 })), undefined);
+  assert.equal(parseParkedReport(JSON.stringify({ key: KEY, at: 1 })), undefined);
+  assert.equal(parseParkedReport(JSON.stringify({ ...ok, key: KEY, at: 1 })), undefined, 'the report is its own object');
 });
 
 test("a rollout event for its owner's node: the two shapes round-trip; anything else is refused", () => {

@@ -220,6 +220,15 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     assert.equal(await s.replaceSetting('rollout.r1', 'A1', 'B1'), true);
     assert.equal(await s.replaceSetting('rollout.r1', 'A1', 'A2'), false);
     assert.equal(await s.getSetting('rollout.r1'), 'B1');
+    // removal, unconditional or of exactly the value held; one of two removals of a key sees it
+    assert.equal(await s.deleteSetting('rollout.r1', 'A1'), false);
+    assert.equal(await s.getSetting('rollout.r1'), 'B1');
+    const both = await Promise.all([s.deleteSetting('rollout.r1', 'B1'), s.deleteSetting('rollout.r1', 'B1')]);
+    assert.deepEqual(both.sort(), [false, true]);
+    assert.equal(await s.getSetting('rollout.r1'), undefined);
+    await s.putSetting('rollout.r2', 'x');
+    assert.equal(await s.deleteSetting('rollout.r2'), true);
+    assert.equal(await s.deleteSetting('rollout.r2'), false);
     // a prefix is matched literally: LIKE and GLOB characters in it are plain characters
     for (const k of ['p.a', 'p.b', 'p_c', 'p%', 'q.a', 'p']) await s.putSetting(k, `v-${k}`);
     assert.deepEqual(await s.settingsWithPrefix('p.'), [['p.a', 'v-p.a'], ['p.b', 'v-p.b']]);

@@ -7,7 +7,7 @@ import { utf8 } from '../../core/bytes.js';
 import { EvsealError } from '../../core/errors.js';
 import { PACKAGE_ID_RE } from '../firmware/packages.js';
 import type { PackageReplication } from '../firmware/replication.js';
-import { parseOwnerEvent, parseStationReport, type RolloutManager } from '../firmware/rollouts.js';
+import { parseOwnerEvent, parseParkedReport, type RolloutManager } from '../firmware/rollouts.js';
 import type { RouterBus } from '../router.js';
 import type { GatewayTrust } from '../trust.js';
 import type { PostgresStore } from '../store/postgres.js';
@@ -238,21 +238,23 @@ export class JetStreamBus implements RouterBus {
    * Firmware rollouts across nodes: a rollout's state lives on the node that
    * started it, while its stations report to whichever node they are
    * connected to and its owner may be connected to another. A report that
-   * belongs to no rollout a node holds is published on PREFIX.firmware; the
-   * node holding the rollout applies it. Each event of a rollout is
-   * published on PREFIX.rollout-event for the node holding the owner's
-   * connection. A node's own publications come back to it: a report then
-   * matches nothing, and an event it sent is skipped.
+   * belongs to no rollout a node holds is parked in the store and announced
+   * on PREFIX.firmware; the node holding the rollout takes it at once (a
+   * missed announcement is caught by that node's next look at the store).
+   * Each event of a rollout is published on PREFIX.rollout-event for the
+   * node holding the owner's connection. A node's own publications come
+   * back to it: a parked report then matches nothing, and an event it sent
+   * is skipped.
    */
-  shareFirmware(rollouts: Pick<RolloutManager, 'apply' | 'onUnmatched' | 'emitLocal' | 'onEvent'>): void {
+  shareFirmware(rollouts: Pick<RolloutManager, 'takeParked' | 'onParked' | 'emitLocal' | 'onEvent'>): void {
     const reports = `${this.#names.prefix}.firmware`;
     const events = `${this.#names.prefix}.rollout-event`;
     const me = randomUUID();
     this.#nc.subscribe(reports, {
       callback: (err, msg) => {
         if (err) return;
-        const r = parseStationReport(msg.string());
-        if (r) rollouts.apply(r);
+        const p = parseParkedReport(msg.string());
+        if (p) void rollouts.takeParked(p).catch((e: unknown) => this.#log.warn({ err: (e as Error).message }, 'parked firmware report not taken; the next look at the store retries'));
         else this.#log.warn({ subject: reports }, 'malformed firmware report on the bus ignored');
       },
     });
@@ -264,8 +266,8 @@ export class JetStreamBus implements RouterBus {
         else this.#log.warn({ subject: events }, 'malformed rollout event on the bus ignored');
       },
     });
-    rollouts.onUnmatched = (r) => {
-      if (!this.#closed) this.#nc.publish(reports, utf8(JSON.stringify(r)));
+    rollouts.onParked = (p) => {
+      if (!this.#closed) this.#nc.publish(reports, utf8(JSON.stringify(p)));
     };
     rollouts.onEvent = (owner, event) => {
       if (this.#closed) return;

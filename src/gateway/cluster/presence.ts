@@ -29,6 +29,10 @@ export class NodePresence {
   }
 
   /** How often beat() should run. */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
   get intervalMs(): number {
     return Math.max(100, Math.floor(this.#timeoutMs / 3));
   }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { EvsealError } from '../../core/errors.js';
@@ -64,10 +64,33 @@ const ROLLOUT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** What a station reported that concerns its rollout: a firmware status (with the call's requestId when the notification carries it) or a security event type. */
 export type StationReport = { station: string; status: string; requestId?: number } | { station: string; security: string };
 
-/** A report as another node published it (cluster/bus.ts), or undefined if it is not one. */
-export function parseStationReport(text: string): StationReport | undefined {
+/**
+ * A station's report that matched no rollout on the node it reached (a
+ * cluster): kept in the store under `rollout-report.<time>.<n>.<random>`
+ * until the node holding its rollout takes it, so that a report reaching a
+ * cluster while its rollout's node is gone (before another takes the rollout
+ * over) is applied by the node that takes it over. `at`: Unix ms, the time
+ * it reached the cluster.
+ */
+export interface ParkedReport {
+  key: string;
+  report: StationReport;
+  at: number;
+}
+const PARKED_PREFIX = 'rollout-report.';
+const PARKED_KEY = /^rollout-report\.[0-9]{15}\.[0-9]{9}\.[0-9a-f]{12}$/;
+
+/** A parked report as the node that parked it published it (cluster/bus.ts), or undefined if it is not one. */
+export function parseParkedReport(text: string): ParkedReport | undefined {
   const v = parseObject(text);
-  return v && reportFrom(v);
+  return v && parkedFrom(v);
+}
+
+/** Exactly {key, report, at}. */
+function parkedFrom(v: Record<string, unknown>): ParkedReport | undefined {
+  if (Object.keys(v).length !== 3 || typeof v.key !== 'string' || !PARKED_KEY.test(v.key) || !Number.isSafeInteger(v.at)) return undefined;
+  const report = typeof v.report === 'object' && v.report !== null && !Array.isArray(v.report) ? reportFrom(v.report as Record<string, unknown>) : undefined;
+  return report && { key: v.key, report, at: v.at as number };
 }
 
 /** A rollout event as the node holding the rollout published it for the owner's connection (cluster/bus.ts), or undefined if it is not one. */
@@ -183,6 +206,10 @@ export class RolloutManager {
   /** Per rollout, the copy write under way: the next waits for it, so the store never ends with an older state. */
   readonly #copying = new Map<string, Promise<void>>();
   #flushing = false;
+  /** Parked reports are stored one after another, and taken one after another, so that a station's reports keep their order. */
+  #parking: Promise<void> = Promise.resolve();
+  #taking: Promise<unknown> = Promise.resolve();
+  #parkedCount = 0;
 
   constructor(ctx: GatewayContext, o: RolloutOptions) {
     this.#ctx = ctx;
@@ -429,12 +456,12 @@ export class RolloutManager {
   }
 
   /**
-   * Called with a station's report that belongs to no rollout this node
-   * holds: in a cluster, the bus passes it to the other nodes (a rollout's
-   * state lives on the node that started it, its stations report to the
-   * node they are connected to).
+   * Called with each report parked here (one that matched no rollout this
+   * node holds): in a cluster, the bus passes it to the other nodes, and the
+   * one holding its rollout takes it at once (a rollout's state lives on one
+   * node, its stations report to the node they are connected to).
    */
-  onUnmatched: ((r: StationReport) => void) | undefined;
+  onParked: ((p: ParkedReport) => void) | undefined;
 
   /** A (Signed)FirmwareStatusNotification from a station (built-in CSMS). */
   firmwareStatus(station: string, status: string, requestId: number | undefined): void {
@@ -446,20 +473,84 @@ export class RolloutManager {
     this.#report({ station, security: type });
   }
 
+  /** A report no rollout held here matches is, in a cluster, parked in the store for the node holding its rollout; on one node it concerns no rollout. */
   #report(r: StationReport): void {
-    if (!this.apply(r)) this.onUnmatched?.(r);
+    if (this.apply(r) || !this.#o.shared) return;
+    const at = this.#ctx.now();
+    this.#parking = this.#parking
+      .then(() => this.#park(r, at))
+      .catch((e: unknown) => this.#ctx.log.warn({ stationId: r.station, err: (e as Error).message }, 'station report matching no rollout here not parked: lost'));
   }
 
-  /** Applies a station's report to the rollout it belongs to; false if this node holds none. */
-  apply(report: StationReport): boolean {
+  async #park(report: StationReport, at: number): Promise<void> {
+    const key = `${PARKED_PREFIX}${String(at).padStart(15, '0')}.${String(++this.#parkedCount % 1e9).padStart(9, '0')}.${randomBytes(6).toString('hex')}`;
+    await this.#ctx.store.putSetting(key, JSON.stringify({ report, at }));
+    this.onParked?.({ key, report, at });
+  }
+
+  /**
+   * Applies a parked report if this node holds its rollout, and removes it
+   * from the store once the rollout's store copy has it (a crash in between
+   * applies it again: a status then changes nothing, see apply; a security
+   * event is listed twice). Left in the store
+   * if the rollout turns out to be another node's now. Taken one at a time,
+   * in the order given; whether it was taken here.
+   */
+  takeParked(p: ParkedReport): Promise<boolean> {
+    const run = this.#taking.then(() => this.#take(p));
+    this.#taking = run.catch(() => undefined);
+    return run;
+  }
+
+  async #take({ key, report, at }: ParkedReport): Promise<boolean> {
+    if (!this.#rolloutOf(report)) return false; // most nodes hold none: no store read
+    if ((await this.#ctx.store.getSetting(key)) === undefined) return false; // taken already
+    const r = this.#rolloutOf(report);
+    if (!r || !this.apply(report, at)) return false;
+    await this.flush();
+    if (this.#rollouts.get(r.id) !== r) return false;
+    await this.#ctx.store.deleteSetting(key);
+    return true;
+  }
+
+  /**
+   * In a cluster, at start and then with each syncHolders: takes the parked
+   * reports for rollouts held here (those whose announcement was missed,
+   * and those parked while their rollout's node was gone, once this node
+   * has taken the rollout over), oldest first; removes those older than
+   * `maxAgeMs`, which by then concern no rollout any live node holds.
+   */
+  async takeAllParked(maxAgeMs: number): Promise<void> {
+    const now = this.#ctx.now();
+    for (const [key, text] of await this.#ctx.store.settingsWithPrefix(PARKED_PREFIX)) {
+      const v = parseObject(text);
+      const p = v && parkedFrom({ key, ...v });
+      if (p && (await this.takeParked(p))) continue;
+      if (!p || now - p.at > maxAgeMs) await this.#ctx.store.deleteSetting(key, text);
+    }
+  }
+
+  /** The rollout held here that a report concerns. */
+  #rolloutOf(report: StationReport): Rollout | undefined {
+    const r = this.#find(report.station, 'status' in report ? report.requestId : undefined);
+    return r && own(r.stations, report.station) ? r : undefined;
+  }
+
+  /**
+   * Applies a station's report to the rollout it belongs to; false if this
+   * node holds none. `parkedAt`: a parked report's time (another node's
+   * clock), when a status older than the one recorded, or the very one
+   * recorded, changes nothing; a report arriving here is applied as it comes.
+   */
+  apply(report: StationReport, parkedAt?: number): boolean {
     const { station } = report;
-    const r = this.#find(station, 'status' in report ? report.requestId : undefined);
+    const r = this.#rolloutOf(report);
     if (!r) return false;
-    const p = own(r.stations, station);
-    if (!p) return false;
-    const at = this.#ctx.now();
+    const p = own(r.stations, station)!;
+    const at = parkedAt ?? this.#ctx.now();
     if ('status' in report) {
       if (isTerminal(p.status)) return true; // a rollout's verdict is final; later notifications (Idle) do not reopen it
+      if (parkedAt !== undefined && (at < p.at || (at === p.at && p.status === report.status))) return true; // overtaken by a later report, or applied already
       p.status = report.status;
       p.at = at;
       this.#emit(r.owner, { t: 'rollout-event', id: r.id, station, status: report.status, at });

@@ -508,6 +508,13 @@ export class PostgresStore implements GatewayStore {
         : await this.#pool.query('UPDATE settings SET value = $1 WHERE key = $2 AND value = $3', [value, key, expected]);
     return r.rowCount === 1;
   }
+  async deleteSetting(key: string, expected?: string): Promise<boolean> {
+    const r =
+      expected === undefined
+        ? await this.#pool.query('DELETE FROM settings WHERE key = $1', [key])
+        : await this.#pool.query('DELETE FROM settings WHERE key = $1 AND value = $2', [key, expected]);
+    return r.rowCount === 1;
+  }
   async settingsWithPrefix(prefix: string): Promise<[string, string][]> {
     const r = await this.#pool.query<{ key: string; value: string }>('SELECT key, value FROM settings WHERE starts_with(key, $1) ORDER BY key', [prefix]);
     return r.rows.map((x) => [x.key, x.value]);

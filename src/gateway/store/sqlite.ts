@@ -104,6 +104,8 @@ export class SqliteStore implements GatewayStore {
       putSetting: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
       putSettingIfAbsent: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING'),
       replaceSetting: db.prepare('UPDATE settings SET value = ? WHERE key = ? AND value = ?'),
+      deleteSetting: db.prepare('DELETE FROM settings WHERE key = ?'),
+      deleteSettingIf: db.prepare('DELETE FROM settings WHERE key = ? AND value = ?'),
       settingsWithPrefix: db.prepare('SELECT key, value FROM settings WHERE substr(key, 1, length(@prefix)) = @prefix ORDER BY key'),
     };
     this.#auditNext = (this.#q.auditSize.get() as { n: number }).n;
@@ -381,6 +383,9 @@ export class SqliteStore implements GatewayStore {
   async replaceSetting(key: string, expected: string | undefined, value: string): Promise<boolean> {
     const r = expected === undefined ? this.#q.putSettingIfAbsent.run(key, value) : this.#q.replaceSetting.run(value, key, expected);
     return r.changes === 1;
+  }
+  async deleteSetting(key: string, expected?: string): Promise<boolean> {
+    return (expected === undefined ? this.#q.deleteSetting.run(key) : this.#q.deleteSettingIf.run(key, expected)).changes === 1;
   }
   async settingsWithPrefix(prefix: string): Promise<[string, string][]> {
     return (this.#q.settingsWithPrefix.all({ prefix }) as { key: string; value: string }[]).map((r) => [r.key, r.value]);

@@ -171,6 +171,8 @@ export interface GatewayStore {
   putSettingIfAbsent(key: string, value: string): Promise<string>;
   /** Sets `key` to `value` only if it holds `expected` (undefined: only if it is not set); whether it did. */
   replaceSetting(key: string, expected: string | undefined, value: string): Promise<boolean>;
+  /** Removes `key` if it holds `expected` (undefined: whatever it holds); whether it did: of several removing one key at once, one sees true. */
+  deleteSetting(key: string, expected?: string): Promise<boolean>;
   /** Every setting whose key starts with `prefix`, in key order. */
   settingsWithPrefix(prefix: string): Promise<[string, string][]>;
 

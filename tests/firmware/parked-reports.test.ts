@@ -1,0 +1,148 @@
+// Station reports that reach a cluster node not holding their rollout
+// (RolloutManager parking, takeParked, takeAllParked): parked in the shared
+// store and announced; the holder applies each once, in order, and removes it;
+// a report parked while its rollout's node is gone is applied by the node that
+// takes the rollout over; a parked report older than the status recorded
+// changes nothing; the node taken from leaves it for the new holder; stale and
+// malformed records are removed; on one node nothing is parked.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ParkedReport, RolloutEvent } from '../../src/gateway/firmware/rollouts.js';
+import { owner, PID, rolloutWorld } from './rollout-world.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'evseal-parked-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const PREFIX = 'rollout-report.';
+
+/** Nodes a and b; a holds rollout `id` for CP-1; b's announcements are collected instead of sent. */
+async function held(id: string) {
+  const w = await rolloutWorld(tmp);
+  const r = await w.a.m.start(owner, { id, packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 });
+  await w.a.m.flush();
+  const announced: ParkedReport[] = [];
+  w.b.m.onParked = (p) => announced.push(p);
+  const events: string[] = [];
+  const record = (e: RolloutEvent) => events.push('status' in e ? e.status : `security:${e.security}`);
+  w.a.m.subscribe(owner.id, record);
+  w.b.m.subscribe(owner.id, record);
+  const parked = async () => (await w.store.settingsWithPrefix(PREFIX)).map(([k]) => k);
+  const status = async (m = w.a.m) => (await m.get(owner, id)).stations['CP-1']!.status;
+  /** Parking is asynchronous (the CSMS answers the station at once): waits for `n` announcements. */
+  const announcedN = async (n: number) => {
+    for (let i = 0; i < 200 && announced.length < n; i++) await new Promise((res) => setTimeout(res, 5));
+    assert.equal(announced.length, n, 'announcements');
+  };
+  return { ...w, r, announced, announcedN, events, parked, status };
+}
+
+test('a report reaching a node that does not hold its rollout is parked, announced, and applied once by the holder', async () => {
+  const w = await held('p-1');
+  w.b.m.firmwareStatus('CP-1', 'Downloading', w.r.requestId);
+  w.b.m.securityEvent('CP-1', 'InvalidFirmwareSignature');
+  await w.announcedN(2);
+  assert.equal((await w.parked()).length, 2);
+  assert.deepEqual(w.announced.map((p) => p.report.station), ['CP-1', 'CP-1']);
+  // b holds no rollout: it takes nothing; a takes both, in order
+  assert.equal(await w.b.m.takeParked(w.announced[0]!), false);
+  assert.deepEqual(await Promise.all(w.announced.map((p) => w.a.m.takeParked(p))), [true, true]);
+  assert.equal(await w.status(), 'Downloading');
+  assert.deepEqual(w.events, ['Downloading', 'security:InvalidFirmwareSignature']);
+  assert.deepEqual(await w.parked(), [], 'removed once applied');
+  const copy = JSON.parse((await w.store.getSetting('rollout.p-1'))!) as { rollout: { stations: Record<string, { status: string; securityEvents?: string[] }> } };
+  assert.equal(copy.rollout.stations['CP-1']!.status, 'Downloading', "in the store's copy before the record went");
+  assert.deepEqual(copy.rollout.stations['CP-1']!.securityEvents, ['InvalidFirmwareSignature']);
+  // the announcement again, or a look at the store: nothing more
+  assert.equal(await w.a.m.takeParked(w.announced[1]!), false);
+  await w.a.m.takeAllParked(60_000);
+  assert.deepEqual(w.events, ['Downloading', 'security:InvalidFirmwareSignature']);
+  await w.store.close();
+});
+
+test("reports parked while the rollout's node is gone are applied, in order, by the node that takes it over", async () => {
+  const w = await held('p-2');
+  // a is gone; CP-1, now on b, reports; nobody holds the rollout, so nobody takes them
+  for (const s of ['Downloading', 'Downloaded', 'Installing']) w.b.m.firmwareStatus('CP-1', s, w.r.requestId);
+  await w.announcedN(3);
+  for (const p of w.announced) assert.equal(await w.b.m.takeParked(p), false);
+  assert.equal((await w.parked()).length, 3);
+  // b takes the rollout over, then looks at the store
+  assert.deepEqual(await w.b.m.syncHolders(new Set(['http://a'])), ['p-2']);
+  await w.b.m.takeAllParked(60_000);
+  assert.equal(await w.status(w.b.m), 'Installing');
+  assert.deepEqual(w.events, ['Downloading', 'Downloaded', 'Installing']);
+  assert.deepEqual(await w.parked(), []);
+  // from now on b applies CP-1's reports as they come
+  w.b.m.firmwareStatus('CP-1', 'Installed', w.r.requestId);
+  await w.b.m.flush();
+  assert.equal(await w.status(w.b.m), 'Installed');
+  assert.equal(w.announced.length, 3, 'nothing more parked');
+  await w.store.close();
+});
+
+test('a parked report older than the status recorded changes nothing; one applied again (after a crash) changes nothing either', async () => {
+  const w = await held('p-3');
+  w.b.m.firmwareStatus('CP-1', 'Downloading', w.r.requestId);
+  await w.announcedN(1);
+  await new Promise((res) => setTimeout(res, 5));
+  // a later report reaches a directly before the parked one is taken
+  w.a.m.firmwareStatus('CP-1', 'Downloaded', w.r.requestId);
+  assert.equal(await w.a.m.takeParked(w.announced[0]!), true);
+  assert.equal(await w.status(), 'Downloaded');
+  assert.deepEqual(w.events, ['Downloaded']);
+  assert.deepEqual(await w.parked(), []);
+  // applied, but the process died before the record was removed: the same record is applied again
+  w.b.m.firmwareStatus('CP-1', 'Installing', w.r.requestId);
+  await w.announcedN(2);
+  const again = w.announced[1]!;
+  assert.equal(await w.a.m.takeParked(again), true);
+  await w.store.putSetting(again.key, JSON.stringify({ report: again.report, at: again.at }));
+  assert.equal(await w.a.m.takeParked(again), true);
+  assert.equal(await w.status(), 'Installing');
+  assert.deepEqual(w.events, ['Downloaded', 'Installing'], 'one event');
+  await w.store.close();
+});
+
+test('the node a rollout was taken from leaves its parked reports for the node that took it', async () => {
+  const w = await held('p-4');
+  w.b.m.firmwareStatus('CP-1', 'Downloading', w.r.requestId);
+  await w.announcedN(1);
+  // b took the rollout over while a was silent; a does not know yet
+  const c = w.node('c');
+  assert.deepEqual(await c.m.syncHolders(new Set(['http://a'])), ['p-4']);
+  assert.equal(await w.a.m.takeParked(w.announced[0]!), false, 'its write of the copy finds it lost');
+  assert.equal((await w.parked()).length, 1);
+  await c.m.takeAllParked(60_000);
+  assert.equal(await w.status(c.m), 'Downloading');
+  assert.deepEqual(await w.parked(), []);
+  await w.store.close();
+});
+
+test('records no node holds a rollout for are removed once older than the limit; malformed ones at once', async () => {
+  const w = await held('p-5');
+  const key = (at: number, n: number) => `${PREFIX}${String(at).padStart(15, '0')}.${String(n).padStart(9, '0')}.0123456789ab`;
+  const now = Date.now();
+  const report = { station: 'CP-9', status: 'Downloading' };
+  await w.store.putSetting(key(now - 10_000, 1), JSON.stringify({ report, at: now - 10_000 }));
+  await w.store.putSetting(key(now - 100, 2), JSON.stringify({ report, at: now - 100 }));
+  await w.store.putSetting(key(now - 100, 3), '{"report":{"station":"CP 9","status":"x"},"at":1}');
+  await w.store.putSetting(`${PREFIX}not-a-key`, JSON.stringify({ report, at: now }));
+  await w.a.m.takeAllParked(5_000);
+  assert.deepEqual(await w.parked(), [key(now - 100, 2)]);
+  await w.store.close();
+});
+
+test('on one node (a store of its own) a report matching no rollout is not parked', async () => {
+  const w = await rolloutWorld(tmp);
+  const solo = w.node('solo', { shared: false });
+  let announced = 0;
+  solo.m.onParked = () => announced++;
+  solo.m.firmwareStatus('CP-1', 'Downloading', 7);
+  await new Promise((res) => setTimeout(res, 50));
+  assert.deepEqual(await w.store.settingsWithPrefix(PREFIX), []);
+  assert.equal(announced, 0);
+  await w.store.close();
+});
