@@ -78,6 +78,9 @@ export const DEFAULT_LIMITS: Omit<GatewayLimits, keyof RouterLimits> = {
 /** Every limit `limits` may set. */
 export const LIMIT_NAMES: readonly string[] = [...Object.keys(DEFAULT_ROUTER_LIMITS), ...Object.keys(DEFAULT_LIMITS)];
 
+/** A cluster node silent this long (or ten node timeouts, if longer) is forgotten: its presence and package records go. */
+const FORGET_NODE_MS = 3600_000;
+
 export interface GatewayOptions {
   host?: string;
   port?: number;
@@ -272,8 +275,10 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const url = `${o.tls ? 'wss' : 'ws'}://${host}:${port}`;
   baseUrl = `${http}://${host}:${port}`;
   nodeUrl = o.nodeUrl ?? (listen === '0.0.0.0' || listen === '::' ? `${http}://${hostname()}:${port}` : baseUrl);
-  // now that this node serves its copies: catch up with what the cluster holds
-  void replication?.sweep();
+  // now that this node serves its copies: catch up with what the cluster holds (without replication: record what it holds,
+  // under this address, for the other nodes to forward to)
+  if (replication) void replication.sweep();
+  else if (cluster) await holders.recordHeld(await packages.list(), (pid) => packages.digest(pid));
   // In a cluster, rollouts held by a node that is gone are taken over; this node's own taken over while it was away are dropped.
   // the shared store's clock where it has one (PostgreSQL): the nodes' own clocks may disagree
   const clock = store.clockMicros ? async () => Number((await store.clockMicros!()) / 1000n) : async () => now();
@@ -286,6 +291,10 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
         await rollouts.syncHolders(await presence!.gone());
         // by three node timeouts a report's rollout has been taken over, if its node was gone: older ones concern no rollout held
         await rollouts.takeAllParked(3 * presence!.timeoutMs);
+        // long gone (or moved to another address): no more forwarding to it or copying from it; it records itself again when back
+        for (const node of await presence!.forget(Math.max(FORGET_NODE_MS, 10 * presence!.timeoutMs))) {
+          log.warn({ node, packages: await holders.forgetNode(node) }, 'node silent for long forgotten: its package records removed');
+        }
       } catch (e) {
         log.warn({ err: (e as Error).message }, 'rollout holders not synchronised; retried');
       } finally {

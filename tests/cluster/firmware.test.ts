@@ -5,10 +5,11 @@
 // load balancer had sent the charger there), which holds no package and
 // forwards the download to node A; the charger installs it and reports its
 // statuses and a security event to node B, which holds no rollout and
-// passes them on over the bus:
+// parks them for node A (store and bus):
 // the rollout client on node A sees every one, and the rollout ends Installed.
 // Node B answers for that rollout from the store's copy; and a client that
-// moves to node B is told of the next rollout's progress there.
+// moves to node B is told of the next rollout's progress there. Node A,
+// killed, then back at another address, is forwarded to there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -127,6 +128,14 @@ test('a rollout started on node A reaches a charger on node B; its statuses, sec
     // With node A gone, B answers a download of A's package with 502.
     await a.kill('SIGKILL');
     assert.equal((await fetch(bHttp + path)).status, 502);
+    // A back at another address records what it holds there at start (no sweep without replication), and B forwards to it
+    const aAgain = await startNode(c.cfg, 'A', { dataDir: c.w.path('data-A'), args: ['--no-firmware-replication'] });
+    c.nodes.push(aAgain);
+    assert.notEqual(aAgain.url, a.url);
+    const again = await fetch(bHttp + path);
+    assert.equal(again.status, 200);
+    const fromA = await fetch(aAgain.url.replace(/^ws/, 'http') + path);
+    assert.ok(Buffer.from(await again.arrayBuffer()).equals(Buffer.from(await fromA.arrayBuffer())), 'as A answers it');
   } finally {
     await client.close();
     await stopSim();

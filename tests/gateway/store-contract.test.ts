@@ -269,6 +269,29 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     assert.deepEqual([...(await a.all()).held.keys()].sort(), [pid, old].sort());
   });
 
+  t('firmware package holders: a node forgotten loses every record; one back records what it holds', async (s) => {
+    const [p1, p2, p3] = ['a1', 'b2', 'c3'].map((x) => x.repeat(16)) as [string, string, string];
+    const digest = new Uint8Array(32).fill(9);
+    const a = new PackageHolders(s, () => 'http://a:1');
+    const b = new PackageHolders(s, () => 'http://b:1');
+    for (const p of [p1, p2]) await b.record(p, digest);
+    await a.record(p1, digest);
+    assert.equal(await a.forgetNode('http://b:1'), 2);
+    assert.deepEqual((await a.of(p1)).map((h) => h.node), ['http://a:1'], "a's record stays");
+    assert.deepEqual(await a.of(p2), []);
+    assert.equal(await a.forgetNode('http://b:1'), 0);
+    // b back: records what it holds and has no record of, except a package deleted meanwhile
+    await a.record(p3, digest);
+    await a.forgetEverywhere(p3, T0);
+    const digests: string[] = [];
+    assert.deepEqual(await b.recordHeld([p1, p2, p3], async (p) => (digests.push(p), digest)), [p1, p2]);
+    assert.deepEqual(digests, [p1, p2]);
+    assert.deepEqual((await a.of(p1)).map((h) => h.node).sort(), ['http://a:1', 'http://b:1']);
+    assert.deepEqual((await a.of(p2))[0], { node: 'http://b:1', sha256: digest });
+    assert.deepEqual(await a.of(p3), []);
+    assert.deepEqual(await b.recordHeld([p1, p2, p3], async () => digest), [], 'recorded already');
+  });
+
   t('the audit log over this store verifies end to end and survives a reopen', async (s) => {
     const key = { id: 'gw-contract', ...generateKeyPairSync('ed25519') };
     let t = T0;

@@ -28,11 +28,11 @@ export class NodePresence {
     this.#log = o.log;
   }
 
-  /** How often beat() should run. */
   get timeoutMs(): number {
     return this.#timeoutMs;
   }
 
+  /** How often beat() should run. */
   get intervalMs(): number {
     return Math.max(100, Math.floor(this.#timeoutMs / 3));
   }
@@ -48,16 +48,31 @@ export class NodePresence {
 
   /** The addresses of the nodes not heard from within the timeout (never this one). */
   async gone(): Promise<Set<string>> {
-    const gone = new Set<string>();
+    return new Set((await this.#silent(this.#timeoutMs)).map((r) => r.node));
+  }
+
+  /**
+   * Forgets the nodes not heard from for longer than `afterMs` (never this
+   * one): removes each one's record, unless it wrote a newer one meanwhile,
+   * and returns their addresses, so that what else is recorded per node
+   * goes too. A node that comes back records itself again.
+   */
+  async forget(afterMs: number): Promise<string[]> {
+    const forgotten: string[] = [];
+    for (const { key, text, node } of await this.#silent(afterMs)) if (await this.#store.deleteSetting(key, text)) forgotten.push(node);
+    return forgotten;
+  }
+
+  /** The other nodes' records older than `ms`. */
+  async #silent(ms: number): Promise<{ key: string; text: string; node: string }[]> {
     const now = await this.#now();
-    for (const [, text] of await this.#store.settingsWithPrefix(PREFIX)) {
+    return (await this.#store.settingsWithPrefix(PREFIX)).flatMap(([key, text]) => {
       try {
         const v = JSON.parse(text) as { node?: unknown; at?: unknown };
-        if (typeof v.node === 'string' && typeof v.at === 'number' && now - v.at > this.#timeoutMs && v.node !== this.#self()) gone.add(v.node);
+        return typeof v.node === 'string' && typeof v.at === 'number' && now - v.at > ms && v.node !== this.#self() ? [{ key, text, node: v.node }] : [];
       } catch {
-        // not a presence record: ignored
+        return []; // not a presence record: ignored
       }
-    }
-    return gone;
+    });
   }
 }

@@ -4,7 +4,8 @@ import type { GatewayStore } from '../store/store.js';
 
 const PREFIX = 'package-holder.';
 /** One record per (package, node), so nodes never overwrite each other's; the key names the node by a hash of its address. */
-const holderKey = (packageId: string, node: string): string => `${PREFIX}${packageId}.${createHash('sha256').update(node).digest('base64url').slice(0, 16)}`;
+const nodeHash = (node: string): string => createHash('sha256').update(node).digest('base64url').slice(0, 16);
+const holderKey = (packageId: string, node: string): string => `${PREFIX}${packageId}.${nodeHash(node)}`;
 const tombstoneKey = (packageId: string): string => `package-deleted.${packageId}`;
 
 /** A node that holds a package, and the SHA-256 of the package's bytes as that node took them in. */
@@ -78,6 +79,37 @@ export class PackageHolders {
       await this.#store.putSetting(key, '');
     }
     return held;
+  }
+
+  /**
+   * Removes every record of `node`, a node gone for good (or one whose
+   * address changed): downloads are no longer forwarded to it, nor copies
+   * fetched from it. A node that comes back records its packages again
+   * (recordHeld). Returns how many went.
+   */
+  async forgetNode(node: string): Promise<number> {
+    const suffix = `.${nodeHash(node)}`;
+    let n = 0;
+    for (const [key, value] of await this.#store.settingsWithPrefix(PREFIX)) {
+      if (key.endsWith(suffix) && value !== '' && (await this.#store.deleteSetting(key, value))) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Records this node for each package it holds that has no record of it (a
+   * node back after a restart, under a new address, after it was forgotten,
+   * or after a lost write), except those marked deleted; returns them.
+   */
+  async recordHeld(local: Iterable<string>, digest: (packageId: string) => Promise<Uint8Array>): Promise<string[]> {
+    const { held, deleted } = await this.all();
+    const recorded: string[] = [];
+    for (const packageId of local) {
+      if (deleted.has(packageId) || (held.get(packageId) ?? []).some((h) => h.node === this.#self())) continue;
+      await this.record(packageId, await digest(packageId));
+      recorded.push(packageId);
+    }
+    return recorded;
   }
 
   /** Whether the package was deleted (and not uploaded again since). */

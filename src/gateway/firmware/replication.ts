@@ -179,10 +179,8 @@ export class PackageReplication {
     try {
       const { held, deleted } = await holders.all();
       const local = new Set(await packages.list());
-      for (const packageId of local) {
-        if (deleted.has(packageId)) await this.dropIfDeleted(packageId);
-        else if (!(held.get(packageId) ?? []).some((h) => h.node === holders.self)) await holders.record(packageId, await packages.digest(packageId));
-      }
+      for (const packageId of local) if (deleted.has(packageId)) await this.dropIfDeleted(packageId);
+      await holders.recordHeld(local, (packageId) => packages.digest(packageId));
       for (const packageId of held.keys()) {
         if (this.#closed) return;
         if (!local.has(packageId) && !deleted.has(packageId)) await this.ensure(packageId);
