@@ -4,7 +4,8 @@
 // a report parked while its rollout's node is gone is applied by the node that
 // takes the rollout over; a parked report older than the status recorded
 // changes nothing; the node taken from leaves it for the new holder; stale and
-// malformed records are removed; on one node nothing is parked.
+// malformed records are removed; security events are parked only for stations
+// in an open rollout; on one node nothing is parked.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,9 +20,9 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 const PREFIX = 'rollout-report.';
 
 /** Nodes a and b; a holds rollout `id` for CP-1; b's announcements are collected instead of sent. */
-async function held(id: string) {
+async function held(id: string, stations = ['CP-1']) {
   const w = await rolloutWorld(tmp);
-  const r = await w.a.m.start(owner, { id, packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 });
+  const r = await w.a.m.start(owner, { id, packageId: PID, stations, lifetimeMs: 60_000 });
   await w.a.m.flush();
   const announced: ParkedReport[] = [];
   w.b.m.onParked = (p) => announced.push(p);
@@ -132,6 +133,35 @@ test('records no node holds a rollout for are removed once older than the limit;
   await w.store.putSetting(`${PREFIX}not-a-key`, JSON.stringify({ report, at: now }));
   await w.a.m.takeAllParked(5_000);
   assert.deepEqual(await w.parked(), [key(now - 100, 2)]);
+  await w.store.close();
+});
+
+test("a security event is parked only for a station with an open place in another node's rollout", async () => {
+  // CP-2 is in the rollout too, but has a final status at once (no key slot in the package: NotInPackage)
+  const w = await held('p-6', ['CP-1', 'CP-2']);
+  assert.equal((await w.a.m.get(owner, 'p-6')).stations['CP-2']!.status, 'NotInPackage');
+  // b has not looked at the store yet: a security event alone is taken to concern no rollout
+  w.b.m.securityEvent('CP-1', 'StartupOfTheDevice');
+  await new Promise((res) => setTimeout(res, 50));
+  assert.equal(w.announced.length, 0);
+  // once b has read the copies, CP-1's are parked, CP-2's (done) still not
+  await w.b.m.syncHolders(new Set());
+  w.b.m.securityEvent('CP-2', 'StartupOfTheDevice');
+  w.b.m.securityEvent('CP-1', 'InvalidFirmwareSignature');
+  await w.announcedN(1);
+  assert.deepEqual(w.announced[0]!.report, { station: 'CP-1', security: 'InvalidFirmwareSignature' });
+  // a status is parked whatever b read, and CP-2's security events are parked after it
+  w.b.m.firmwareStatus('CP-2', 'Downloading', 99);
+  w.b.m.securityEvent('CP-2', 'InvalidFirmwareSignature');
+  await w.announcedN(3);
+  // once CP-1 has a final status, b's next look at the store drops it
+  assert.equal(await w.a.m.takeParked(w.announced[0]!), true);
+  w.a.m.firmwareStatus('CP-1', 'Installed', w.r.requestId);
+  await w.a.m.flush();
+  await w.b.m.syncHolders(new Set());
+  w.b.m.securityEvent('CP-1', 'StartupOfTheDevice');
+  await new Promise((res) => setTimeout(res, 50));
+  assert.equal(w.announced.length, 3);
   await w.store.close();
 });
 

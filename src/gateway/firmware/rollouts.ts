@@ -210,6 +210,13 @@ export class RolloutManager {
   #parking: Promise<void> = Promise.resolve();
   #taking: Promise<unknown> = Promise.resolve();
   #parkedCount = 0;
+  /**
+   * Stations with an open place in a rollout another node holds: from the
+   * store's copies at the last syncHolders, and those whose status was
+   * parked since. Only their security events are parked; most security
+   * events (every boot raises some) concern no rollout.
+   */
+  #openElsewhere = new Set<string>();
 
   constructor(ctx: GatewayContext, o: RolloutOptions) {
     this.#ctx = ctx;
@@ -267,6 +274,7 @@ export class RolloutManager {
     const taken: string[] = [];
     const now = this.#ctx.now();
     const self = this.#o.node();
+    const openElsewhere = new Set<string>();
     for (const { key, text, stored } of await this.#storedCopies()) {
       const r = stored.rollout;
       if (stored.node === self) continue;
@@ -274,7 +282,9 @@ export class RolloutManager {
         this.#lost(r.id, stored.node);
         continue;
       }
-      if (!gone.has(stored.node) || !mayStillUse(r, now)) continue;
+      if (!mayStillUse(r, now)) continue;
+      for (const [station, p] of Object.entries(r.stations)) if (!isTerminal(p.status)) openElsewhere.add(station);
+      if (!gone.has(stored.node)) continue;
       const mine = copyText(self, r);
       if (!(await this.#ctx.store.replaceSetting(key, text, mine))) continue;
       this.#index(r);
@@ -283,6 +293,7 @@ export class RolloutManager {
       this.#ctx.log.warn({ rollout: r.id, from: stored.node }, 'rollout taken over from a node that is gone');
       taken.push(r.id);
     }
+    this.#openElsewhere = openElsewhere;
     return taken;
   }
 
@@ -476,6 +487,8 @@ export class RolloutManager {
   /** A report no rollout held here matches is, in a cluster, parked in the store for the node holding its rollout; on one node it concerns no rollout. */
   #report(r: StationReport): void {
     if (this.apply(r) || !this.#o.shared) return;
+    if ('status' in r) this.#openElsewhere.add(r.station);
+    else if (!this.#openElsewhere.has(r.station)) return;
     const at = this.#ctx.now();
     this.#parking = this.#parking
       .then(() => this.#park(r, at))
