@@ -114,11 +114,35 @@ test('the node a rollout was taken from leaves its parked reports for the node t
   // b took the rollout over while a was silent; a does not know yet
   const c = w.node('c');
   assert.deepEqual(await c.m.syncHolders(new Set(['http://a'])), ['p-4']);
+  const parkedByA: ParkedReport[] = [];
+  w.a.m.onParked = (p) => parkedByA.push(p);
   assert.equal(await w.a.m.takeParked(w.announced[0]!), false, 'its write of the copy finds it lost');
-  assert.equal((await w.parked()).length, 1);
+  // the record is left, and the status it applied meanwhile parked again (below): the same status, at the same time
+  for (let i = 0; i < 200 && parkedByA.length === 0; i++) await new Promise((res) => setTimeout(res, 5));
+  assert.deepEqual(parkedByA.map((p) => [p.report, p.at]), [[w.announced[0]!.report, w.announced[0]!.at]]);
+  assert.equal((await w.parked()).length, 2);
   await c.m.takeAllParked(60_000);
   assert.equal(await w.status(c.m), 'Downloading');
   assert.deepEqual(await w.parked(), []);
+  assert.deepEqual(w.events, ['Downloading'], 'applied by a (which then lost it), then once by c, whose clients are not subscribed here');
+  await w.store.close();
+});
+
+test('the node a rollout was taken from parks the statuses it applied before it noticed, for the node that took it', async () => {
+  const w = await held('p-7');
+  const c = w.node('c');
+  c.m.subscribe(owner.id, (e) => w.events.push('status' in e ? e.status : e.security));
+  const parkedByA: ParkedReport[] = [];
+  w.a.m.onParked = (p) => parkedByA.push(p);
+  // c takes the rollout over while a is silent; a, not knowing, applies CP-1's report and writes the rollout
+  assert.deepEqual(await c.m.syncHolders(new Set(['http://a'])), ['p-7']);
+  w.a.m.firmwareStatus('CP-1', 'Downloaded', w.r.requestId);
+  await w.a.m.flush();
+  for (let i = 0; i < 200 && parkedByA.length === 0; i++) await new Promise((res) => setTimeout(res, 5));
+  assert.deepEqual(parkedByA.map((p) => p.report), [{ station: 'CP-1', status: 'Downloaded', requestId: w.r.requestId }]);
+  assert.equal(await c.m.takeParked(parkedByA[0]!), true);
+  assert.equal(await w.status(c.m), 'Downloaded');
+  assert.deepEqual(w.events, ['Downloaded', 'Downloaded'], "a told its clients, then c (the clients of a rollout's owner are on one node or the other)");
   await w.store.close();
 });
 

@@ -279,7 +279,7 @@ export class RolloutManager {
       const r = stored.rollout;
       if (stored.node === self) continue;
       if (this.#rollouts.has(r.id)) {
-        this.#lost(r.id, stored.node);
+        this.#lost(stored);
         continue;
       }
       if (!mayStillUse(r, now)) continue;
@@ -338,10 +338,21 @@ export class RolloutManager {
     });
   }
 
-  /** Another node took over this rollout while this one was silent: it is that node's. */
-  #lost(id: string, holder: string): void {
-    this.#drop(id);
-    this.#ctx.log.warn({ rollout: id, holder }, 'rollout taken over by another node: dropped here');
+  /**
+   * Another node took over this rollout while this one was silent: it is
+   * that node's. The statuses this node recorded that the other's copy
+   * lacks (this node went on applying reports until it noticed) are parked
+   * for it.
+   */
+  #lost(theirs: StoredRollout): void {
+    const mine = this.#rollouts.get(theirs.rollout.id);
+    if (!mine) return;
+    this.#drop(mine.id);
+    this.#ctx.log.warn({ rollout: mine.id, holder: theirs.node }, 'rollout taken over by another node: dropped here');
+    for (const [station, p] of Object.entries(mine.stations)) {
+      const t = own(theirs.rollout.stations, station);
+      if (t && p.at > t.at && p.status !== t.status) this.#parkLater({ station, status: p.status, requestId: mine.requestId }, p.at);
+    }
   }
 
   /** usersOf, and in a cluster the rollouts other nodes hold (from the store's copies). */
@@ -489,10 +500,13 @@ export class RolloutManager {
     if (this.apply(r) || !this.#o.shared) return;
     if ('status' in r) this.#openElsewhere.add(r.station);
     else if (!this.#openElsewhere.has(r.station)) return;
-    const at = this.#ctx.now();
+    this.#parkLater(r, this.#ctx.now());
+  }
+
+  #parkLater(r: StationReport, at: number): void {
     this.#parking = this.#parking
       .then(() => this.#park(r, at))
-      .catch((e: unknown) => this.#ctx.log.warn({ stationId: r.station, err: (e as Error).message }, 'station report matching no rollout here not parked: lost'));
+      .catch((e: unknown) => this.#ctx.log.warn({ stationId: r.station, err: (e as Error).message }, 'station report for a rollout held elsewhere not parked: lost'));
   }
 
   async #park(report: StationReport, at: number): Promise<void> {
@@ -637,8 +651,8 @@ export class RolloutManager {
       return;
     }
     const text = await this.#ctx.store.getSetting(key);
-    const holder = parseCopy(text)?.node;
-    if (holder !== undefined && holder !== this.#o.node()) return this.#lost(r.id, holder);
+    const stored = parseCopy(text);
+    if (stored !== undefined && stored.node !== this.#o.node()) return this.#lost(stored);
     // cleared, or written by this node before a restart: still this node's
     if (await this.#ctx.store.replaceSetting(key, text, mine)) this.#written.set(r.id, mine);
   }
