@@ -200,3 +200,14 @@ test('on one node (a store of its own) a report matching no rollout is not parke
   assert.equal(announced, 0);
   await w.store.close();
 });
+
+test("another node's copy of a rollout long past its expiry is removed at a look at the store; a recent one stays", async () => {
+  const w = await held('p-8');
+  const old = { id: 'p-old', owner: owner.id, packageId: PID, requestId: 1, created: 0, expires: Date.now() - 8 * 24 * 3600_000, stations: { 'CP-1': { status: 'Installed', at: 0 } } };
+  await w.store.putSetting('rollout.p-old', JSON.stringify({ node: 'http://gone-for-good', rollout: old }));
+  await w.b.m.syncHolders(new Set());
+  assert.equal(await w.store.getSetting('rollout.p-old'), undefined);
+  assert.notEqual(await w.store.getSetting('rollout.p-8'), undefined);
+  await assert.rejects(w.b.m.get(owner, 'p-old'), (e: Error & { code?: string }) => e.code === 'ERR_NOT_FOUND');
+  await w.store.close();
+});

@@ -261,13 +261,16 @@ export class RolloutManager {
    * In a cluster, at start and then every third of the node timeout:
    * - a rollout held here whose store copy names another node is dropped
    *   here (that node took it over while this one was silent for longer
-   *   than the node timeout); reports for it then go over the bus to that
-   *   node;
+   *   than the node timeout); reports for it are then parked for that node;
    * - an open rollout held by a node that is gone (`gone`: their
    *   addresses) is taken over: claimed in the store by replacing exactly
    *   the copy read, so of several nodes trying at once one wins, and held
    *   here as if started here (its stations' reports applied, its owner
-   *   told). A rollout with nothing left to change stays where it is.
+   *   told). A rollout with nothing left to change stays where it is;
+   * - another node's copy of a rollout long past its expiry is removed (as
+   *   its holder does with its own, which a node gone for good never does);
+   * - the stations with an open place in another node's rollout are noted
+   *   (their security events are parked).
    * Returns the ids taken over.
    */
   async syncHolders(gone: ReadonlySet<string>): Promise<string[]> {
@@ -278,6 +281,11 @@ export class RolloutManager {
     for (const { key, text, stored } of await this.#storedCopies()) {
       const r = stored.rollout;
       if (stored.node === self) continue;
+      // long past its expiry: forgotten by any node (its holder, gone for good, never will)
+      if (r.expires + KEEP_AFTER_EXPIRY_MS < now && !this.#rollouts.has(r.id)) {
+        await this.#ctx.store.deleteSetting(key, text);
+        continue;
+      }
       if (this.#rollouts.has(r.id)) {
         this.#lost(stored);
         continue;
@@ -302,7 +310,7 @@ export class RolloutManager {
     for (const r of [...this.#rollouts.values()]) {
       if (r.expires + KEEP_AFTER_EXPIRY_MS >= now) continue;
       this.#drop(r.id);
-      this.#ctx.store.putSetting(copyKey(r.id), '').catch((e: unknown) => this.#ctx.log.warn({ rollout: r.id, err: (e as Error).message }, 'stored rollout not cleared'));
+      this.#ctx.store.deleteSetting(copyKey(r.id)).catch((e: unknown) => this.#ctx.log.warn({ rollout: r.id, err: (e as Error).message }, 'stored rollout not removed'));
     }
   }
 
