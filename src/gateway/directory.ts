@@ -4,7 +4,7 @@ import { EvsealError, VerificationFailure } from '../core/errors.js';
 import { prekeyFromJSON, prekeyToJSON, verifyPrekey } from '../core/prekey.js';
 import type { Role } from '../core/roles.js';
 import type { GatewayStore } from './store/store.js';
-import { TokenBuckets } from './token-buckets.js';
+import type { Budgets } from './token-buckets.js';
 import type { GatewayTrust } from './trust.js';
 
 /** One-time prekeys held per identity at most (and accepted in one publication). */
@@ -22,14 +22,14 @@ export class Directory {
   readonly #trust: GatewayTrust;
   readonly #now: () => number;
 
-  /** One-time prekeys claimed per (claimer, owner): a burst, refilled per minute. */
-  readonly #claims: TokenBuckets;
+  /** One-time prekeys claimed per (claimer, owner): a burst, refilled per minute (in a cluster, the cluster's). */
+  readonly #claims: Budgets;
 
-  constructor(store: GatewayStore, trust: GatewayTrust, now: () => number, claims: { burst: number; perMinute: number }) {
+  constructor(store: GatewayStore, trust: GatewayTrust, now: () => number, claims: Budgets) {
     this.#store = store;
     this.#trust = trust;
     this.#now = now;
-    this.#claims = new TokenBuckets({ ...claims, now });
+    this.#claims = claims;
   }
 
   /**
@@ -40,8 +40,8 @@ export class Directory {
    */
   async claimOneTimePrekey(claimer: string, owner: string): Promise<{ json: string | undefined; outcome: 'claimed' | 'none' | 'limited' }> {
     const key = `${claimer}\n${owner}`;
-    if (this.#claims.wait(key) > 0) return { json: undefined, outcome: 'limited' };
-    this.#claims.spend(key);
+    if ((await this.#claims.wait(key)) > 0) return { json: undefined, outcome: 'limited' };
+    await this.#claims.spend(key);
     const json = await this.#store.claimOneTimePrekey(owner);
     return { json, outcome: json === undefined ? 'none' : 'claimed' };
   }

@@ -19,6 +19,7 @@ import { SqliteStore } from './store/sqlite.js';
 import type { GatewayStore } from './store/store.js';
 import { GatewayTrust } from './trust.js';
 import { Directory } from './directory.js';
+import { StoreTokenBuckets, TokenBuckets, type Budgets } from './token-buckets.js';
 import { PackageStore } from './firmware/packages.js';
 import { RolloutManager } from './firmware/rollouts.js';
 import { PackageHolders } from './firmware/holders.js';
@@ -158,7 +159,11 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     return r;
   };
   const router = new MailRouter({ store, audit, metrics, log, policy: defaultRoutePolicy(o.rolePolicy), limits: o.limits, now, roleOf, bus: o.bus });
-  const directory = new Directory(store, trust, now, { burst: limits.prekeyClaimBurst, perMinute: limits.prekeyClaimsPerMinute });
+  // in a cluster the budgets of one-time prekey claims and failed logins are kept in the store, for all nodes at once
+  const sharedStore = store.exclusive !== true && StoreTokenBuckets.supported(store) ? store : undefined;
+  const budgets = (prefix: string, b: { burst: number; perMinute: number }): Budgets =>
+    sharedStore ? new StoreTokenBuckets(sharedStore, { prefix, ...b, log }) : new TokenBuckets({ ...b, now });
+  const directory = new Directory(store, trust, now, budgets('otk ', { burst: limits.prekeyClaimBurst, perMinute: limits.prekeyClaimsPerMinute }));
   const ctx: GatewayContext = { store, log, metrics, router, directory, now };
   // Firmware packages under DATA/firmware, served over HTTP(S) to stations; rollouts go out as OCPP calls.
   const packages = new PackageStore({ dataDir: o.dataDir });
@@ -221,7 +226,12 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     maxBadMessages: limits.maxBadMessages,
     callsPerSecond: limits.stationCallsPerSecond,
     tls: o.tls !== undefined,
-    logins: { failureBurst: limits.loginFailureBurst, failuresPerMinute: limits.loginFailuresPerMinute, maxPending: limits.maxPendingLogins },
+    logins: {
+      failureBurst: limits.loginFailureBurst,
+      failuresPerMinute: limits.loginFailuresPerMinute,
+      maxPending: limits.maxPendingLogins,
+      ...(sharedStore ? { shared: budgets('login ', { burst: limits.loginFailureBurst, perMinute: limits.loginFailuresPerMinute }) } : {}),
+    },
   });
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -309,6 +319,11 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     router.expire().catch((e: unknown) => log.error({ err: (e as Error).message }, 'expiry sweep failed'));
   }, o.expirySweepMs ?? 5000);
   expiry.unref();
+  // the cluster's budgets that are full again are as good as never spent
+  const quotaSweep = sharedStore?.quotaSweep
+    ? setInterval(() => void sharedStore.quotaSweep!().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'quota sweep failed')), 60_000)
+    : undefined;
+  quotaSweep?.unref();
   // Certificates expire while connected: re-validate every minute.
   const recheck = setInterval(() => endpoints.recheck(), 60_000);
   recheck.unref();
@@ -332,6 +347,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
         clearInterval(recheck);
         clearInterval(depths);
         clearInterval(holderSync);
+        clearInterval(quotaSweep);
         await holding;
         trust.unwatch();
         const closed = new Promise<void>((r) => server.close(() => r()));

@@ -1,3 +1,6 @@
+import type { Logger } from 'pino';
+import type { GatewayStore } from './store/store.js';
+
 /**
  * Token buckets by key, for per-source and per-pair quotas: each key holds at
  * most `burst` tokens and is refilled at `perMinute`. A key is stored only
@@ -21,7 +24,59 @@ interface Bucket {
 // Refill is accumulated in floating point; a shortfall this small is rounding, not a missing token.
 const EPSILON = 1e-9;
 
-export class TokenBuckets {
+/** 0 with a token, otherwise the whole seconds until the refill makes one. */
+const waitFor = (tokens: number, perMs: number): number => (tokens >= 1 - EPSILON ? 0 : Math.max(1, Math.ceil((1 - tokens) / perMs / 1000)));
+
+/** Budgets by key, kept in this process (TokenBuckets) or for a whole cluster (StoreTokenBuckets). */
+export interface Budgets {
+  /** 0 if `key` has a token now, otherwise the whole seconds until it will. */
+  wait(key: string): number | Promise<number>;
+  /** Spends one token of `key` (into debt, down to one burst). */
+  spend(key: string): void | Promise<void>;
+}
+
+type QuotaStore = Required<Pick<GatewayStore, 'quotaTokens' | 'quotaSpend'>>;
+
+/**
+ * The same budgets kept in a cluster's shared store, by its clock, so that
+ * attempts spread over the nodes by a load balancer share one budget
+ * instead of getting one per node. `prefix` keeps the kinds of budget apart.
+ */
+export class StoreTokenBuckets implements Budgets {
+  readonly #store: QuotaStore;
+  readonly #prefix: string;
+  readonly #burst: number;
+  readonly #perMinute: number;
+  readonly #log: Logger;
+
+  constructor(store: QuotaStore, o: { prefix: string; burst: number; perMinute: number; log: Logger }) {
+    this.#store = store;
+    this.#prefix = o.prefix;
+    this.#burst = o.burst;
+    this.#perMinute = o.perMinute;
+    this.#log = o.log;
+  }
+
+  /** Whether `store` can keep budgets for a cluster. */
+  static supported(store: GatewayStore): store is GatewayStore & QuotaStore {
+    return store.quotaTokens !== undefined && store.quotaSpend !== undefined;
+  }
+
+  async wait(key: string): Promise<number> {
+    return waitFor(await this.#store.quotaTokens(this.#prefix + key, this.#burst, this.#perMinute), this.#perMinute / 60_000);
+  }
+
+  /** Never rejects: a spend the store refused is logged (the budget then misses one attempt). */
+  async spend(key: string): Promise<void> {
+    try {
+      await this.#store.quotaSpend(this.#prefix + key, this.#burst, this.#perMinute);
+    } catch (e) {
+      this.#log.warn({ quota: this.#prefix.trim(), err: (e as Error).message }, 'cluster-wide quota not spent');
+    }
+  }
+}
+
+export class TokenBuckets implements Budgets {
   readonly #perMs: number;
   readonly #burst: number;
   readonly #maxKeys: number;
@@ -42,8 +97,7 @@ export class TokenBuckets {
 
   /** 0 if `key` has a token now, otherwise the whole seconds until it will. */
   wait(key: string): number {
-    const b = this.#current(key);
-    return b.tokens >= 1 - EPSILON ? 0 : Math.max(1, Math.ceil((1 - b.tokens) / this.#perMs / 1000));
+    return waitFor(this.#current(key).tokens, this.#perMs);
   }
 
   /**

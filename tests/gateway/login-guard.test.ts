@@ -1,11 +1,12 @@
 // The failed-login throttle (src/gateway/ocpp/login-guard.ts) on a fake
 // clock: per-source budgets, refill, reservation by logins in progress, the
-// overall cap, IPv6 /64 grouping and the bound on sources remembered.
+// overall cap, IPv6 /64 grouping, the bound on sources remembered, and a budget shared by cluster nodes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { LoginGuard } from '../../src/gateway/ocpp/login-guard.js';
 import { sourceKey } from '../../src/gateway/source-key.js';
+import { TokenBuckets } from '../../src/gateway/token-buckets.js';
 
 const clock = () => {
   let t = 1_000_000;
@@ -137,4 +138,29 @@ test('sources remembered are bounded: the oldest is forgotten first', () => {
   assert.equal(g.tracked, 4);
   assert.equal(g.admit('10.0.1.9', 'CP-1').ok, false, 'the newest is still held');
   assert.equal(g.admit('10.0.1.0', 'CP-1').ok, true, 'the oldest was forgotten');
+});
+
+test('in a cluster, failures on any node spend the shared budget, which each node checks after its own', async () => {
+  const c = clock();
+  // one budget kept for the cluster (the store's, in a real one), two nodes
+  const shared = new TokenBuckets({ burst: 3, perMinute: 6, now: c.now });
+  const [a, b] = [0, 1].map(() => new LoginGuard({ failureBurst: 3, failuresPerMinute: 6, maxPending: 100, now: c.now, shared }));
+  assert.equal(await a!.sharedWait('10.0.0.1', 'CP-1'), 0);
+  // two failures through a, one through b: each node's own budget still has tokens, the cluster's none
+  fail(a!, '10.0.0.1');
+  fail(a!, '10.0.0.1');
+  fail(b!, '10.0.0.1');
+  assert.equal(a!.admit('10.0.0.1', 'CP-1').ok, true, "a's own budget: one left");
+  assert.equal(await a!.sharedWait('10.0.0.1', 'CP-1'), 10);
+  assert.equal(await b!.sharedWait('10.0.0.1', 'CP-1'), 10);
+  assert.equal(await b!.sharedWait('10.0.0.2', 'CP-1'), 0, 'another source');
+  c.advance(10_000);
+  assert.equal(await b!.sharedWait('10.0.0.1', 'CP-1'), 0, 'refilled by one');
+  // a success spends nothing
+  const ok = b!.admit('10.0.0.1', 'CP-1');
+  assert.ok(ok.ok);
+  ok.done(false);
+  assert.equal(await a!.sharedWait('10.0.0.1', 'CP-1'), 0);
+  // one node alone has no shared budget
+  assert.equal(await new LoginGuard({ failureBurst: 1, failuresPerMinute: 1, maxPending: 1 }).sharedWait('10.0.0.1', 'CP-1'), 0);
 });

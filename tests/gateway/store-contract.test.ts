@@ -7,6 +7,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { AuditLog } from '../../src/gateway/audit/log.js';
 import { readAuditLog, verifyAuditLog } from '../../src/gateway/audit/export.js';
 import { PostgresStore } from '../../src/gateway/store/postgres.js';
@@ -14,6 +15,7 @@ import { PackageHolders } from '../../src/gateway/firmware/holders.js';
 import { SqliteStore } from '../../src/gateway/store/sqlite.js';
 import type { AuditEntry, GatewayStore, NewMessage, QueuedMessage } from '../../src/gateway/store/store.js';
 import { freshSchema, servicesMissing } from '../cluster/services.js';
+import { StoreTokenBuckets } from '../../src/gateway/token-buckets.js';
 
 // Awaited before any test or hook is registered, so that the hooks below run after every test.
 const pgSkip = await servicesMissing({ pg: true });
@@ -337,7 +339,7 @@ test('postgres: two nodes appending at once keep one gap-free audit log, commit-
   drops.push(() => sc.drop());
   const [a, b] = await Promise.all([PostgresStore.open({ url: sc.url }), PostgresStore.open({ url: sc.url })]);
   try {
-    assert.equal(await a.schemaVersion(), 1, 'two nodes starting together migrate once');
+    assert.equal(await a.schemaVersion(), 2, 'two nodes starting together migrate once');
     const rounds = 25;
     const work = (s: PostgresStore, tag: string) =>
       Promise.all(
@@ -373,12 +375,58 @@ test('postgres: migrations are recorded, re-running them is a no-op, a newer sch
   await s1.close();
   const s2 = await PostgresStore.open({ url: sc.url });
   assert.equal(await s2.getSetting('k'), 'v');
-  assert.equal(await s2.schemaVersion(), 1);
+  assert.equal(await s2.schemaVersion(), 2);
   await s2.close();
   const pgmod = await import('pg');
   const c = new pgmod.default.Client({ connectionString: sc.url.replace(/[?&]schema=.*/, ''), options: `-c search_path=${sc.schema}` });
   await c.connect();
+  // a database at version 1 (before the quotas) is brought to 2, its data kept
+  await c.query('DROP TABLE quotas');
+  await c.query('DELETE FROM evseal_migrations WHERE version = 2');
+  const s3 = await PostgresStore.open({ url: sc.url });
+  assert.equal(await s3.schemaVersion(), 2);
+  assert.equal(await s3.getSetting('k'), 'v');
+  await s3.quotaSpend('q', 2, 1);
+  assert.equal(Math.round(await s3.quotaTokens('q', 2, 1)), 1);
+  await s3.close();
   await c.query("INSERT INTO evseal_migrations (version, name, applied) VALUES (999, 'future', 0)");
   await c.end();
   await assert.rejects(PostgresStore.open({ url: sc.url }), /schema version 999, newer/);
+});
+
+test('postgres: budgets for the whole cluster: spent through one node, seen through another; debt floored at one burst; refilled by the server clock; full ones swept', { skip: pgSkip }, async () => {
+  const sc = freshSchema('quota');
+  drops.push(() => sc.drop());
+  const [a, b] = await Promise.all([PostgresStore.open({ url: sc.url }), PostgresStore.open({ url: sc.url })]);
+  const log = pino({ level: 'silent' });
+  try {
+    const login = (s: PostgresStore) => new StoreTokenBuckets(s, { prefix: 'login ', burst: 3, perMinute: 1, log });
+    const [la, lb] = [login(a), login(b)];
+    assert.equal(await la.wait('10.0.0.1 CP-1'), 0, 'never spent: a full budget');
+    await la.spend('10.0.0.1 CP-1');
+    await lb.spend('10.0.0.1 CP-1');
+    assert.equal(await lb.wait('10.0.0.1 CP-1'), 0, 'one left');
+    await la.spend('10.0.0.1 CP-1');
+    const w = await lb.wait('10.0.0.1 CP-1');
+    assert.ok(w >= 59 && w <= 60, `one per minute: the next in a minute (${w})`);
+    // ten more at once through both nodes: each counted, the debt stops at one burst (3 tokens short, 4 to the next)
+    await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? la : lb).spend('10.0.0.1 CP-1')));
+    const debt = await la.wait('10.0.0.1 CP-1');
+    assert.ok(debt >= 239 && debt <= 240, `floored at one burst of debt (${debt})`);
+    // other keys, and the same key under another prefix, are budgets of their own
+    assert.equal(await la.wait('10.0.0.2 CP-1'), 0);
+    assert.equal(await new StoreTokenBuckets(a, { prefix: 'otk ', burst: 3, perMinute: 1, log }).wait('10.0.0.1 CP-1'), 0);
+    // refill by the server's clock: one token per ms
+    const fast = new StoreTokenBuckets(b, { prefix: 'fast ', burst: 2, perMinute: 60_000, log });
+    for (let i = 0; i < 3; i++) await fast.spend('k');
+    await new Promise((res) => setTimeout(res, 20));
+    assert.equal(await fast.wait('k'), 0);
+    // the sweep removes the full bucket, not the spent one
+    assert.equal(await a.quotaSweep(), 1);
+    const w2 = await la.wait('10.0.0.1 CP-1');
+    assert.ok(w2 >= 238 && w2 <= 240, `kept (${w2})`);
+  } finally {
+    await a.close();
+    await b.close();
+  }
 });

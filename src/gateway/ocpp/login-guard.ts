@@ -1,5 +1,5 @@
 import { sourceKey } from '../source-key.js';
-import { TokenBuckets } from '../token-buckets.js';
+import { TokenBuckets, type Budgets } from '../token-buckets.js';
 
 export interface LoginGuardOptions {
   failuresPerMinute: number;
@@ -9,7 +9,11 @@ export interface LoginGuardOptions {
   now?: () => number;
   /** budgets remembered at most; the oldest go first */
   maxTracked?: number;
+  /** in a cluster: the same budgets kept for all nodes (sharedWait), spent along with this node's */
+  shared?: Budgets;
 }
+
+const keyOf = (address: string | undefined, stationId: string): string => `${sourceKey(address)} ${stationId}`;
 
 export type Admission = { ok: true; done(failed: boolean): void } | { ok: false; status: 429 | 503; retryAfterSec: number };
 
@@ -30,15 +34,25 @@ export type Admission = { ok: true; done(failed: boolean): void } | { ok: false;
  * - Overall: at most `maxPending` logins are checked at once (which also
  *   bounds how many guesses are in flight); beyond that, 503 with
  *   Retry-After: 1.
+ * - In a cluster (`shared`), each failure is also spent from the cluster's
+ *   budget for the same key, which sharedWait checks after admit: guesses
+ *   spread over the nodes share one budget.
  */
 export class LoginGuard {
   readonly #failures: TokenBuckets;
+  readonly #shared: Budgets | undefined;
   readonly #maxPending: number;
   #pending = 0;
 
   constructor(o: LoginGuardOptions) {
     this.#failures = new TokenBuckets({ burst: o.failureBurst, perMinute: o.failuresPerMinute, ...(o.maxTracked !== undefined ? { maxKeys: o.maxTracked } : {}), ...(o.now ? { now: o.now } : {}) });
     this.#maxPending = o.maxPending;
+    this.#shared = o.shared;
+  }
+
+  /** In a cluster: 0 if the cluster's budget of this station id and source has a failure left, otherwise the seconds until it has (0 on one node). */
+  async sharedWait(address: string | undefined, stationId: string): Promise<number> {
+    return this.#shared ? this.#shared.wait(keyOf(address, stationId)) : 0;
   }
 
   /** Logins being checked now. */
@@ -52,7 +66,7 @@ export class LoginGuard {
   }
 
   admit(address: string | undefined, stationId: string): Admission {
-    const key = `${sourceKey(address)} ${stationId}`;
+    const key = keyOf(address, stationId);
     const wait = this.#failures.wait(key);
     if (wait > 0) return { ok: false, status: 429, retryAfterSec: wait };
     if (this.#pending >= this.#maxPending) return { ok: false, status: 503, retryAfterSec: 1 };
@@ -64,7 +78,9 @@ export class LoginGuard {
         if (settled) return;
         settled = true;
         this.#pending--;
-        if (failed) this.#failures.spend(key);
+        if (!failed) return;
+        this.#failures.spend(key);
+        void this.#shared?.spend(key); // not awaited: the refusal need not wait for the store
       },
     };
   }

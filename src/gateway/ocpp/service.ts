@@ -13,6 +13,7 @@ import { LoginGuard } from './login-guard.js';
 import { refuseUpgrade } from '../upgrade-refusal.js';
 import { createProxy, type OpenedStation } from './proxy.js';
 import { OCPP_PROTOCOLS, isOcppProtocol, ocppValidators, type OcppProtocol } from './validators.js';
+import type { Budgets } from '../token-buckets.js';
 
 export interface OcppServiceOptions {
   /** Proxy mode: forward every frame to `${upstream}/<stationId>` instead of the built-in CSMS. */
@@ -32,7 +33,7 @@ export interface OcppServiceOptions {
   /** Heartbeat interval the built-in CSMS gives in BootNotification, default 300 s. */
   heartbeatIntervalSec?: number;
   /** Failed logins per station id and source address (login-guard.ts): the burst, its refill per minute, and logins checked at once overall. */
-  logins: { failureBurst: number; failuresPerMinute: number; maxPending: number };
+  logins: { failureBurst: number; failuresPerMinute: number; maxPending: number; shared?: Budgets };
 }
 
 export interface OcppService {
@@ -248,6 +249,12 @@ export function createOcppService(ctx: GatewayContext, o: OcppServiceOptions): O
     if (!gate.ok) return refuse(req, socket, gate.status, gate.status === 429 ? 'throttled' : 'busy', stationId, gate.retryAfterSec);
     let a: AuthResult;
     try {
+      // in a cluster, the budget spent on every node
+      const wait = await logins.sharedWait(req.socket.remoteAddress, stationId);
+      if (wait > 0) {
+        gate.done(false);
+        return refuse(req, socket, 429, 'throttled', stationId, wait);
+      }
       a = await authenticateStation(await ctx.store.getStation(stationId), stationId, req, o.tls);
     } catch (e) {
       gate.done(false); // a failure of the gateway is not a failed login

@@ -50,4 +50,14 @@ CREATE TABLE tree_heads (size BIGINT PRIMARY KEY, root TEXT NOT NULL, time BIGIN
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `,
   },
+  {
+    version: 2,
+    name: 'cluster-wide quotas',
+    sql: `
+-- token buckets shared by the nodes (failed logins, one-time prekey claims), by the database server's clock in ms;
+-- full_at: when the bucket is full again, after which its row may go
+CREATE TABLE quotas (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, at BIGINT NOT NULL, full_at BIGINT NOT NULL);
+CREATE INDEX quotas_full_at ON quotas (full_at);
+`,
+  },
 ];

@@ -4,6 +4,9 @@ import { MIGRATIONS } from './migrations.js';
 import type { AuditEntry, EnqueueResult, GatewayStore, NewMessage, Notice, QueuedMessage, StationRecord, TreeHead } from './store.js';
 import { toAuditEntry, toMsg, toNotice, toStation, type AuditRow, type MailRow, type NoticeRow, type StationRow } from './mail-row.js';
 
+/** The database server's clock in ms: one clock for every node. */
+const NOW_MS = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
+
 /** Advisory lock keys (any constants unique to evseal): migrations, tree-head inserts. */
 const LOCK_MIGRATE = 0x65767365;
 const LOCK_HEADS = 0x65767366;
@@ -492,6 +495,24 @@ export class PostgresStore implements GatewayStore {
   async clockMicros(): Promise<bigint> {
     const r = await this.#pool.query<{ t: string }>("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text AS t");
     return BigInt(r.rows[0]!.t);
+  }
+  async quotaTokens(key: string, burst: number, perMinute: number): Promise<number> {
+    const r = await this.#pool.query<{ t: number }>(`SELECT LEAST($2::float8, tokens + (${NOW_MS} - at) * $3::float8 / 60000) AS t FROM quotas WHERE key = $1`, [key, burst, perMinute]);
+    return r.rows[0]?.t ?? burst;
+  }
+  async quotaSpend(key: string, burst: number, perMinute: number): Promise<void> {
+    // one statement: spends from the same node or several at once are each counted
+    const tokens = `GREATEST(-$2::float8, LEAST($2::float8, q.tokens + (EXCLUDED.at - q.at) * $3::float8 / 60000) - 1)`;
+    await this.#pool.query(
+      `INSERT INTO quotas AS q (key, tokens, at, full_at)
+         SELECT $1, $2::float8 - 1, ms, ms + ceil(60000 / $3::float8)::bigint FROM (SELECT ${NOW_MS} AS ms) now
+       ON CONFLICT (key) DO UPDATE SET tokens = ${tokens}, at = EXCLUDED.at,
+         full_at = EXCLUDED.at + ceil(($2::float8 - ${tokens}) * 60000 / $3::float8)::bigint`,
+      [key, burst, perMinute],
+    );
+  }
+  async quotaSweep(): Promise<number> {
+    return (await this.#pool.query(`DELETE FROM quotas WHERE full_at < ${NOW_MS}`)).rowCount ?? 0;
   }
   /** Sets those of `entries` not set yet, all in one statement: a concurrent reader sees all of them or none. */
   async putSettingsIfAbsent(entries: [string, string][]): Promise<void> {

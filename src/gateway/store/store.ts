@@ -84,6 +84,16 @@ export interface GatewayStore {
   readonly exclusive?: boolean;
   /** A store shared by several nodes: its server's clock (µs since the epoch), one clock for all of them. */
   clockMicros?(): Promise<bigint>;
+  /**
+   * A store shared by several nodes: token buckets kept for all of them
+   * (./token-buckets.ts StoreTokenBuckets), by the store's clock. The
+   * tokens of `key` now (a full `burst` if never spent).
+   */
+  quotaTokens?(key: string, burst: number, perMinute: number): Promise<number>;
+  /** Spends one token of `key`, down to a debt of one burst. */
+  quotaSpend?(key: string, burst: number, perMinute: number): Promise<void>;
+  /** Removes the buckets that are full again (as good as never spent); how many. */
+  quotaSweep?(): Promise<number>;
 
   // stations
   putStation(s: StationRecord): Promise<void>;

@@ -17,6 +17,7 @@ import type { GatewayContext } from '../../../src/gateway/context.js';
 import { Directory } from '../../../src/gateway/directory.js';
 import { GatewayTrust } from '../../../src/gateway/trust.js';
 import { TestRouter } from './ocpp-router.js';
+import { TokenBuckets } from '../../../src/gateway/token-buckets.js';
 import type { TrustPolicy } from '../../../src/core/x509/index.js';
 
 export interface TestGateway {
@@ -48,7 +49,7 @@ export async function startGateway(
   const directory =
     trust === undefined
       ? undefined
-      : new Directory(store, new GatewayTrust({ policy: trust, revocationCheck: false, store, log }), Date.now, { burst: DEFAULT_LIMITS.prekeyClaimBurst, perMinute: DEFAULT_LIMITS.prekeyClaimsPerMinute });
+      : new Directory(store, new GatewayTrust({ policy: trust, revocationCheck: false, store, log }), Date.now, new TokenBuckets({ burst: DEFAULT_LIMITS.prekeyClaimBurst, perMinute: DEFAULT_LIMITS.prekeyClaimsPerMinute }));
   const ctx: GatewayContext = { store, log, metrics, router, ...(directory ? { directory } : {}), now: Date.now };
   const service = createOcppService(ctx, {
     maxFrameBytes: 64 * 1024,
