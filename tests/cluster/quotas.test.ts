@@ -7,30 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { WebSocket } from 'ws';
-import { basicAuth } from '../gateway/helpers/ocpp-clients.js';
+import { PASSWORD, upgradeStatus } from '../gateway/helpers/ocpp-clients.js';
 import { FirmwareCluster } from './firmware-world.js';
 import { cli, startNode } from './nodes.js';
 
 const c = await FirmwareCluster.create('quotas', 'CP-q');
-const PASSWORD = 'correct horse battery staple';
-
-/** The HTTP status and Retry-After of an upgrade to /ocpp/<id> with this password (101 when it opens). */
-function upgrade(url: string, id: string, password: string): Promise<{ status: number; retryAfter?: string }> {
-  const ws = new WebSocket(`${url}/ocpp/${id}`, ['ocpp1.6'], { headers: { authorization: basicAuth(id, password) } });
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => {
-      ws.close();
-      resolve({ status: 101 });
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      resolve({ status: res.statusCode ?? 0, ...(res.headers['retry-after'] ? { retryAfter: String(res.headers['retry-after']) } : {}) });
-      res.resume();
-      ws.terminate();
-    });
-    ws.once('error', (e) => (ws.readyState === ws.CLOSED ? undefined : reject(e)));
-  });
-}
+const upgrade = (nodeUrl: string, id: string, password: string) => upgradeStatus(`${nodeUrl}/ocpp`, id, password);
 
 test('wrong passwords spread over two nodes share one budget', { skip: c.skip, timeout: 60_000 }, async () => {
   const config = c.w.path('gateway.json');

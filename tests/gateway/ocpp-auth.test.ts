@@ -5,11 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ocpp from 'ocpp-rpc';
-import WebSocket from 'ws';
 import { basicAuthPassword, hashPassword, verifyPassword } from '../../src/gateway/ocpp/auth.js';
 import { stationIdFromUrl } from '../../src/gateway/ocpp/service.js';
 import { startGateway } from './helpers/ocpp-gateway.js';
-import { PASSWORD, basicAuth, ocppClient } from './helpers/ocpp-clients.js';
+import { PASSWORD, ocppClient, upgradeStatus } from './helpers/ocpp-clients.js';
 import { fingerprintOf, tlsCa } from './helpers/ocpp-tls.js';
 
 const httpStatus = (e: unknown) => (e as { code?: number }).code;
@@ -67,23 +66,6 @@ test('profile 1: a wrong password, an unknown station and a missing password are
     await gw.close();
   }
 });
-
-/** The HTTP status and Retry-After of an upgrade to /ocpp/<id> with this password (101 when it opens). */
-async function upgradeStatus(url: string, id: string, password: string): Promise<{ status: number; retryAfter?: string }> {
-  const ws = new WebSocket(`${url}/${id}`, ['ocpp1.6'], { headers: { authorization: basicAuth(id, password) } });
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => {
-      ws.close();
-      resolve({ status: 101 });
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      resolve({ status: res.statusCode ?? 0, ...(res.headers['retry-after'] ? { retryAfter: String(res.headers['retry-after']) } : {}) });
-      res.resume();
-      ws.terminate();
-    });
-    ws.once('error', (e) => (ws.readyState === ws.CLOSED ? undefined : reject(e)));
-  });
-}
 
 test('failed logins are throttled per station and source (successful ones are not): after the burst, 429 with Retry-After and no password check, also for the right password; other stations behind the same address are unaffected; unregistered ids alike; refilled, it is served', async () => {
   const gw = await startGateway({ logins: { failureBurst: 3, failuresPerMinute: 60, maxPending: 64 } });

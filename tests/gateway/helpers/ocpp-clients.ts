@@ -53,3 +53,20 @@ export async function boot(cp: { call(method: string, params: unknown): Promise<
   const r = (await cp.call('BootNotification', params)) as { status: string };
   if (r.status !== 'Accepted') throw new Error(`boot ${r.status}`);
 }
+
+/** The HTTP status and Retry-After of an upgrade to `url`/<id> (url: the gateway's OCPP base, …/ocpp) with this password (101 when it opens). */
+export async function upgradeStatus(url: string, id: string, password: string): Promise<{ status: number; retryAfter?: string }> {
+  const ws = new WebSocket(`${url}/${id}`, ['ocpp1.6'], { headers: { authorization: basicAuth(id, password) } });
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => {
+      ws.close();
+      resolve({ status: 101 });
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode ?? 0, ...(res.headers['retry-after'] ? { retryAfter: String(res.headers['retry-after']) } : {}) });
+      res.resume();
+      ws.terminate();
+    });
+    ws.once('error', (e) => (ws.readyState === ws.CLOSED ? undefined : reject(e)));
+  });
+}
