@@ -81,11 +81,22 @@ export interface ClientOptions {
   onNotice?: (n: Notice) => void;
   /** progress of the firmware rollouts this endpoint started (docs/gateway-protocol.md §3.5) */
   onRolloutEvent?: (e: RolloutEvent) => void;
-  /** ms to wait for the handshake and for each answer */
+  /** ms to wait for the handshake and for each answer (default 10 s) */
   timeoutMs?: number;
+  /**
+   * ms to wait for the answer to a request whose work grows with its size:
+   * starting a rollout (store lookups and a queued call per station, and in
+   * a cluster perhaps a copy of the package first) and committing an upload
+   * (hashing the whole package). Default 10 minutes; the connection's loss
+   * still ends the wait at once.
+   */
+  longTimeoutMs?: number;
 }
 
 type Frame = Record<string, unknown> & { t: string };
+
+/** Requests answered after work that grows with their size: they wait longTimeoutMs. */
+const LONG_REQUESTS: ReadonlySet<string> = new Set(['rollout', 'firmware-commit']);
 
 /**
  * The endpoint side of the gateway protocol: authenticates with the
@@ -202,11 +213,12 @@ export class GatewayClient {
   #request(frame: Record<string, unknown>): Promise<Frame> {
     if (this.#closed) return Promise.reject(this.#closed);
     const ref = ++this.#ref;
+    const ms = LONG_REQUESTS.has(String(frame.t)) ? (this.#o.longTimeoutMs ?? 600_000) : (this.#o.timeoutMs ?? 10_000);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(ref);
         reject(new EvsealError('ERR_STATE', `gateway did not answer ${String(frame.t)} in time`));
-      }, this.#o.timeoutMs ?? 10_000);
+      }, ms);
       this.#pending.set(ref, { resolve, reject, timer });
       this.#ws.send(JSON.stringify({ ...frame, ref }));
     });

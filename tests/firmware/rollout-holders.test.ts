@@ -135,3 +135,17 @@ test("two writes of a rollout's copy in flight at once leave the store with its 
   assert.equal(copy.rollout.stations['CP-1']!.status, 'Downloaded');
   await store.close();
 });
+
+test('a rollout start sorts its stations in one store lookup: queued, never booted, not registered, not in the package', async () => {
+  const { store, calls, a } = await rolloutWorld(tmp, ['CP-1', 'CP-2', 'CP-3']);
+  await store.putStation({ id: 'CP-2', passwordHash: 'x', created: 0 });
+  let lookups = 0;
+  const states = store.stationStates.bind(store);
+  store.stationStates = async (ids) => (lookups++, states(ids));
+  const r = await a.m.start(owner, { id: 'r-6', packageId: PID, stations: ['CP-1', 'CP-2', 'CP-3', 'CP-4'], lifetimeMs: 60_000 });
+  assert.deepEqual(Object.fromEntries(Object.entries(r.stations).map(([s, p]) => [s, p.status])), { 'CP-1': 'Queued', 'CP-2': 'NeverBooted', 'CP-3': 'UnknownStation', 'CP-4': 'NotInPackage' });
+  assert.equal(lookups, 1);
+  assert.deepEqual(calls, ['a:CP-1']);
+  await a.m.flush();
+  await store.close();
+});

@@ -15,8 +15,8 @@ import { SqliteStore } from '../../src/gateway/store/sqlite.js';
 export const PID = 'ab'.repeat(16);
 export const owner: Principal = { id: 'prov-1', role: 'provisioning', via: 'endpoint' };
 
-/** A store with station CP-1 (booted, OCPP 2.0.1) and nodes a and b on it; `node` makes more. */
-export async function rolloutWorld(tmp: string) {
+/** A store with station CP-1 (booted, OCPP 2.0.1) and nodes a and b on it; `node` makes more. The package has key slots for `devices`. */
+export async function rolloutWorld(tmp: string, devices = ['CP-1']) {
   const dir = mkdtempSync(join(tmp, 'w-'));
   const store = new SqliteStore(join(dir, 'store'));
   await store.putStation({ id: 'CP-1', passwordHash: 'x', created: 0 });
@@ -28,7 +28,7 @@ export async function rolloutWorld(tmp: string) {
     const dataDir = join(dir, name);
     const packages = new PackageStore({ dataDir });
     // the package itself is not needed: its index and OCPP fields are
-    packages.index = async () => ({ packageId: PID, version: '2', model: 'M', publisher: 'pub', deviceIds: ['CP-1'], shared: { offset: 0, length: 1 } }) satisfies PackageIndex;
+    packages.index = async () => ({ packageId: PID, version: '2', model: 'M', publisher: 'pub', deviceIds: devices, shared: { offset: 0, length: 1 } }) satisfies PackageIndex;
     const m = new RolloutManager(ctx, {
       packages,
       policy: defaultRoutePolicy(),

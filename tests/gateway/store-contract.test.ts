@@ -74,6 +74,11 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     state.n = 99; // changed after the call
     await Promise.all(writes);
     assert.deepEqual([await s.getStationState('CP-2'), await s.getStationState('CP-3')], [{ n: 2 }, { n: 3 }]);
+    // many at once (a rollout's stations): registered ones only, with their state or none yet
+    await s.putStation({ id: 'CP-4', passwordHash: 'h4', created: T0 });
+    const many = await s.stationStates(['CP-1', 'CP-3', 'CP-4', 'CP-404', 'CP-2', 'CP-1']);
+    assert.deepEqual([...many.entries()].sort(([a], [b]) => a.localeCompare(b)), [['CP-1', { booted: false }], ['CP-2', { n: 2 }], ['CP-4', undefined]]);
+    assert.deepEqual(await s.stationStates([]), new Map());
   });
 
   t('enqueue: strictly increasing seqs, one acceptance per (sender, msgId), audited in the same commit', async (s) => {

@@ -112,13 +112,8 @@ export function registerRollout(fw: Command): void {
       };
 
       const ep = await loadEndpoint(o);
-      const gw = await connectAs(o, ep, {
-        onMessage,
-        onNotice,
-        onRolloutEvent,
-        // the commit answer waits for the gateway to hash the whole package
-        timeoutMs: 120_000,
-      });
+      // the upload's commit and the rollout's start wait the client's long timeout (work that grows with the package and the stations)
+      const gw = await connectAs(o, ep, { onMessage, onNotice, onRolloutEvent });
       gwRef = gw;
       // the stations' answers to the calls are routed back to this identity: the gateway must know it as a recipient
       await gw.publishBundle(readFileSync(join(o.as, 'bundle.json'), 'utf8'));

@@ -438,17 +438,19 @@ export class RolloutManager {
     const r: Rollout = { id: req.id, owner: owner.id, packageId: req.packageId, requestId, created: now, expires: now + req.lifetimeMs, stations: {} };
     const retrieveDateTime = new Date(now).toISOString();
     const calls: { station: string; msgId: string; body: string }[] = [];
+    // one lookup for all of them: a cluster's store answers over the network
+    const known = await this.#ctx.store.stationStates(targets.filter((s) => inPackage.has(s)));
     for (const station of targets) {
       const set = (status: string, extra: Partial<StationProgress> = {}) => putOwn(r.stations, station, { status, at: now, ...extra });
       if (!inPackage.has(station)) {
         set('NotInPackage');
         continue;
       }
-      if (!(await this.#ctx.store.getStation(station))) {
+      if (!known.has(station)) {
         set('UnknownStation');
         continue;
       }
-      const protocol = (await this.#ctx.store.getStationState(station))?.protocol;
+      const protocol = known.get(station)?.protocol;
       if (!isOcppProtocol(protocol)) {
         set('NeverBooted');
         continue;

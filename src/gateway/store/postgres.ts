@@ -200,6 +200,13 @@ export class PostgresStore implements GatewayStore {
     const r = (await this.#pool.query<{ state: string }>('SELECT state FROM station_state WHERE id = $1', [id])).rows[0];
     return r && (JSON.parse(r.state) as Record<string, unknown>);
   }
+  async stationStates(ids: readonly string[]): Promise<Map<string, Record<string, unknown> | undefined>> {
+    const r = await this.#pool.query<{ id: string; state: string | null }>(
+      'SELECT s.id, st.state FROM stations s LEFT JOIN station_state st ON st.id = s.id WHERE s.id = ANY($1::text[])',
+      [[...new Set(ids)]],
+    );
+    return new Map(r.rows.map((x) => [x.id, x.state === null ? undefined : (JSON.parse(x.state) as Record<string, unknown>)]));
+  }
 
   async enqueue(batch: { msg: NewMessage; audit: AuditEntry }[]): Promise<{ results: EnqueueResult[]; auditIndexes: (number | undefined)[] }> {
     const key = (sender: string, id: string): string => `${sender}\n${id}`;

@@ -203,9 +203,17 @@ export class SqliteStore implements GatewayStore {
     return this.#stations.done;
   }
   async getStationState(id: string): Promise<Record<string, unknown> | undefined> {
+    return this.#stateOf(id);
+  }
+  #stateOf(id: string): Record<string, unknown> | undefined {
     const pending = this.#stations?.rows.get(id);
     const text = pending ?? (this.#q.getState.get(id) as { state: string } | undefined)?.state;
     return text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
+  }
+  async stationStates(ids: readonly string[]): Promise<Map<string, Record<string, unknown> | undefined>> {
+    const out = new Map<string, Record<string, unknown> | undefined>();
+    for (const id of ids) if (this.#q.getStation.get(id) !== undefined) out.set(id, this.#stateOf(id));
+    return out;
   }
 
   async enqueue(batch: { msg: NewMessage; audit: AuditEntry }[]): Promise<{ results: EnqueueResult[]; auditIndexes: (number | undefined)[] }> {

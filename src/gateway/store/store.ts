@@ -102,6 +102,8 @@ export interface GatewayStore {
   /** Built-in CSMS state of a station (JSON object), replaced as a whole. */
   putStationState(id: string, state: Record<string, unknown>): Promise<void>;
   getStationState(id: string): Promise<Record<string, unknown> | undefined>;
+  /** Of `ids`, the registered stations, each with its CSMS state (undefined before it has one): one lookup for a whole rollout. */
+  stationStates(ids: readonly string[]): Promise<Map<string, Record<string, unknown> | undefined>>;
 
   // mailbox
   /**
