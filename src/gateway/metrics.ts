@@ -25,6 +25,12 @@ export function createMetrics() {
       labelNames: ['outcome'],
       registers: [registry],
     }),
+    parkedReports: new Counter({
+      name: 'evseal_firmware_reports_parked_total',
+      help: "station reports for a rollout another node holds, by outcome (parked: stored for that node, taken: applied here, as the rollout's holder, aged: removed unclaimed)",
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
     badMessages: new Counter({ name: 'evseal_bad_messages_total', help: 'malformed or oversized frames', labelNames: ['kind'], registers: [registry] }),
     acceptLatency: new Histogram({
       name: 'evseal_accept_latency_seconds',

@@ -12,12 +12,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ParkedReport, RolloutEvent } from '../../src/gateway/firmware/rollouts.js';
+import type { Metrics } from '../../src/gateway/metrics.js';
 import { owner, PID, rolloutWorld } from './rollout-world.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'evseal-parked-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const PREFIX = 'rollout-report.';
+
+/** A node's evseal_firmware_reports_parked_total by outcome. */
+const parkedMetric = async (n: { metrics: Metrics }) => Object.fromEntries((await n.metrics.parkedReports.get()).values.map((v) => [v.labels.outcome, v.value]));
 
 /** Nodes a and b; a holds rollout `id` for CP-1; b's announcements are collected instead of sent. */
 async function held(id: string, stations = ['CP-1']) {
@@ -60,6 +64,7 @@ test('a report reaching a node that does not hold its rollout is parked, announc
   assert.equal(await w.a.m.takeParked(w.announced[1]!), false);
   await w.a.m.takeAllParked(60_000);
   assert.deepEqual(w.events, ['Downloading', 'security:InvalidFirmwareSignature']);
+  assert.deepEqual([await parkedMetric(w.a), await parkedMetric(w.b)], [{ taken: 2 }, { parked: 2 }]);
   await w.store.close();
 });
 
@@ -157,6 +162,7 @@ test('records no node holds a rollout for are removed once older than the limit;
   await w.store.putSetting(`${PREFIX}not-a-key`, JSON.stringify({ report, at: now }));
   await w.a.m.takeAllParked(5_000);
   assert.deepEqual(await w.parked(), [key(now - 100, 2)]);
+  assert.deepEqual(await parkedMetric(w.a), { aged: 3 });
   await w.store.close();
 });
 

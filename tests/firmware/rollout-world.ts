@@ -24,7 +24,8 @@ export async function rolloutWorld(tmp: string, devices = ['CP-1']) {
   const calls: string[] = [];
   const node = (name: string, o: { shared?: boolean; address?: string } = {}) => {
     const router = { submit: async (_p: Principal, s: { to: string }) => (calls.push(`${name}:${s.to}`), { seq: calls.length, duplicate: false, receipt: undefined }) } as unknown as Router;
-    const ctx: GatewayContext = { store, log: pino({ level: 'silent' }), metrics: createMetrics(), router, now: Date.now };
+    const metrics = createMetrics();
+    const ctx: GatewayContext = { store, log: pino({ level: 'silent' }), metrics, router, now: Date.now };
     const dataDir = join(dir, name);
     const packages = new PackageStore({ dataDir });
     // the package itself is not needed: its index and OCPP fields are
@@ -38,7 +39,7 @@ export async function rolloutWorld(tmp: string, devices = ['CP-1']) {
       node: () => o.address ?? `http://${name}`,
       shared: o.shared ?? true,
     });
-    return { m, file: (id: string) => join(dataDir, 'firmware', 'rollouts', `${id}.json`) };
+    return { m, metrics, file: (id: string) => join(dataDir, 'firmware', 'rollouts', `${id}.json`) };
   };
   return { store, calls, node, a: node('a'), b: node('b') };
 }

@@ -522,6 +522,7 @@ export class RolloutManager {
   async #park(report: StationReport, at: number): Promise<void> {
     const key = `${PARKED_PREFIX}${String(at).padStart(15, '0')}.${String(++this.#parkedCount % 1e9).padStart(9, '0')}.${randomBytes(6).toString('hex')}`;
     await this.#ctx.store.putSetting(key, JSON.stringify({ report, at }));
+    this.#ctx.metrics.parkedReports.inc({ outcome: 'parked' });
     this.onParked?.({ key, report, at });
   }
 
@@ -547,6 +548,7 @@ export class RolloutManager {
     await this.flush();
     if (this.#rollouts.get(r.id) !== r) return false;
     await this.#ctx.store.deleteSetting(key);
+    this.#ctx.metrics.parkedReports.inc({ outcome: 'taken' });
     return true;
   }
 
@@ -563,7 +565,7 @@ export class RolloutManager {
       const v = parseObject(text);
       const p = v && parkedFrom({ key, ...v });
       if (p && (await this.takeParked(p))) continue;
-      if (!p || now - p.at > maxAgeMs) await this.#ctx.store.deleteSetting(key, text);
+      if ((!p || now - p.at > maxAgeMs) && (await this.#ctx.store.deleteSetting(key, text))) this.#ctx.metrics.parkedReports.inc({ outcome: 'aged' });
     }
   }
 
