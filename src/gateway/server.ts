@@ -285,17 +285,17 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const url = `${o.tls ? 'wss' : 'ws'}://${host}:${port}`;
   baseUrl = `${http}://${host}:${port}`;
   nodeUrl = o.nodeUrl ?? (listen === '0.0.0.0' || listen === '::' ? `${http}://${hostname()}:${port}` : baseUrl);
-  // now that this node serves its copies: catch up with what the cluster holds (without replication: record what it holds,
-  // under this address, for the other nodes to forward to)
-  if (replication) void replication.sweep();
-  else if (cluster) await holders.recordHeld(await packages.list(), (pid) => packages.digest(pid));
-  // In a cluster, rollouts held by a node that is gone are taken over; this node's own taken over while it was away are dropped.
-  // the shared store's clock where it has one (PostgreSQL): the nodes' own clocks may disagree
+  // now that this node serves its copies: catch up with what the cluster holds
+  void replication?.sweep();
+  // In a cluster, at start and every third of the node timeout, this node records that it is alive, then: takes over the
+  // rollouts of nodes that are gone (and drops its own that another took over while it was away), applies the station
+  // reports parked for its rollouts, forgets nodes long gone, and (without replication) records the packages it holds.
+  // The shared store's clock where it has one (PostgreSQL): the nodes' own clocks may disagree.
   const clock = store.clockMicros ? async () => Number((await store.clockMicros!()) / 1000n) : async () => now();
   const presence = cluster ? new NodePresence({ store, self: () => nodeUrl, timeoutMs: o.nodeTimeoutMs ?? 45_000, clock, log }) : undefined;
-  let holding: Promise<void> | undefined;
-  const syncHolders = (): Promise<void> =>
-    (holding ??= (async () => {
+  let ticking: Promise<void> | undefined;
+  const clusterTick = (): Promise<void> =>
+    (ticking ??= (async () => {
       try {
         await presence!.beat();
         await rollouts.syncHolders(await presence!.gone());
@@ -305,15 +305,18 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
         for (const node of await presence!.forget(Math.max(FORGET_NODE_MS, 10 * presence!.timeoutMs))) {
           log.warn({ node, packages: await holders.forgetNode(node) }, 'node silent for long forgotten: its package records removed');
         }
+        // without replication (whose sweep does it), this node records what it holds under its address, for the others to
+        // forward to: after a start at another address, or after it was itself forgotten while cut off from the store
+        if (!replication) await holders.recordHeld(await packages.list(), (pid) => packages.digest(pid));
       } catch (e) {
-        log.warn({ err: (e as Error).message }, 'rollout holders not synchronised; retried');
+        log.warn({ err: (e as Error).message }, 'cluster housekeeping failed; retried');
       } finally {
-        holding = undefined;
+        ticking = undefined;
       }
     })());
-  if (presence) await syncHolders();
-  const holderSync = presence ? setInterval(() => void syncHolders(), presence.intervalMs) : undefined;
-  holderSync?.unref();
+  if (presence) await clusterTick();
+  const ticker = presence ? setInterval(() => void clusterTick(), presence.intervalMs) : undefined;
+  ticker?.unref();
 
   const expiry = setInterval(() => {
     router.expire().catch((e: unknown) => log.error({ err: (e as Error).message }, 'expiry sweep failed'));
@@ -346,9 +349,9 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
         clearInterval(expiry);
         clearInterval(recheck);
         clearInterval(depths);
-        clearInterval(holderSync);
+        clearInterval(ticker);
         clearInterval(quotaSweep);
-        await holding;
+        await ticking;
         trust.unwatch();
         const closed = new Promise<void>((r) => server.close(() => r()));
         await router.drain();

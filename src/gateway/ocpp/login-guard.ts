@@ -15,7 +15,8 @@ export interface LoginGuardOptions {
 
 const keyOf = (address: string | undefined, stationId: string): string => `${sourceKey(address)} ${stationId}`;
 
-export type Admission = { ok: true; done(failed: boolean): void } | { ok: false; status: 429 | 503; retryAfterSec: number };
+/** An admitted login settles with done: a failure resolves once spent from the cluster's budget too (so a refusal goes out only after the guess counts on every node). */
+export type Admission = { ok: true; done(failed: boolean): Promise<void> } | { ok: false; status: 429 | 503; retryAfterSec: number };
 
 /**
  * Throttles failed station logins. A password check is scrypt (16 MiB, tens
@@ -74,13 +75,13 @@ export class LoginGuard {
     let settled = false;
     return {
       ok: true,
-      done: (failed) => {
+      done: async (failed) => {
         if (settled) return;
         settled = true;
         this.#pending--;
         if (!failed) return;
         this.#failures.spend(key);
-        void this.#shared?.spend(key); // not awaited: the refusal need not wait for the store
+        await this.#shared?.spend(key);
       },
     };
   }

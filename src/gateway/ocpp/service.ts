@@ -252,15 +252,15 @@ export function createOcppService(ctx: GatewayContext, o: OcppServiceOptions): O
       // in a cluster, the budget spent on every node
       const wait = await logins.sharedWait(req.socket.remoteAddress, stationId);
       if (wait > 0) {
-        gate.done(false);
+        void gate.done(false);
         return refuse(req, socket, 429, 'throttled', stationId, wait);
       }
       a = await authenticateStation(await ctx.store.getStation(stationId), stationId, req, o.tls);
     } catch (e) {
-      gate.done(false); // a failure of the gateway is not a failed login
+      void gate.done(false); // a failure of the gateway is not a failed login
       throw e;
     }
-    gate.done(!a.ok);
+    await gate.done(!a.ok);
     if (!a.ok) return refuse(req, socket, a.reason === 'bad-request' ? 400 : 401, a.reason, stationId);
     if (socket.destroyed) return;
     log.debug({ stationId, profile: a.profile }, 'station authenticated');
