@@ -5,9 +5,12 @@
 // takes the rollout over; a parked report older than the status recorded
 // changes nothing; the node taken from leaves it for the new holder; stale and
 // malformed records are removed; security events are parked only for stations
-// in an open rollout; on one node nothing is parked.
+// in an open rollout; on one node nothing is parked. And a property: for any mix
+// of direct and parked reports taken at any later time, the owner is told
+// statuses in report order and the last report stands.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -216,4 +219,50 @@ test("another node's copy of a rollout long past its expiry is removed at a look
   assert.notEqual(await w.store.getSetting('rollout.p-8'), undefined);
   await assert.rejects(w.b.m.get(owner, 'p-old'), (e: Error & { code?: string }) => e.code === 'ERR_NOT_FOUND');
   await w.store.close();
+});
+
+test('property: whichever reports are parked and whenever they are taken, the owner is told statuses in report order and the last report stands', async () => {
+  const STATUSES = ['Downloading', 'Downloaded', 'SignatureVerified', 'Installing'];
+  const report = fc.record({ status: fc.constantFrom(...STATUSES), parked: fc.boolean(), takenAfter: fc.integer({ min: 0, max: 100 }) });
+  await fc.assert(
+    fc.asyncProperty(fc.array(report, { minLength: 1, maxLength: 8 }), async (reports) => {
+      let t = Date.now();
+      const w = await rolloutWorld(tmp, ['CP-1'], () => t);
+      const r = await w.a.m.start(owner, { id: 'p-prop', packageId: PID, stations: ['CP-1'], lifetimeMs: 3_600_000 });
+      const announced: ParkedReport[] = [];
+      w.b.m.onParked = (p) => announced.push(p);
+      const told: { status: string; at: number }[] = [];
+      w.a.m.subscribe(owner.id, (e) => 'status' in e && told.push({ status: e.status, at: e.at }));
+      // report i is made at t0 + 10 (i + 1): to a, which holds the rollout, or parked by b; a parked one is taken
+      // by a `takenAfter` ms later (never before it was made); events run in time order
+      const t0 = t;
+      const events: { at: number; run: () => Promise<unknown> }[] = [];
+      for (const [i, x] of reports.entries()) {
+        const made = t0 + 10 * (i + 1);
+        if (!x.parked) {
+          events.push({ at: made, run: async () => w.a.m.firmwareStatus('CP-1', x.status, r.requestId) });
+          continue;
+        }
+        events.push({ at: made, run: async () => w.b.m.firmwareStatus('CP-1', x.status, r.requestId) });
+        events.push({
+          at: made + x.takenAfter + 0.5,
+          run: async () => {
+            for (let k = 0; k < 200 && !announced.some((p) => p.at === made); k++) await new Promise((res) => setTimeout(res, 2));
+            return w.a.m.takeParked(announced.find((p) => p.at === made)!);
+          },
+        });
+      }
+      for (const e of events.sort((x, y) => x.at - y.at)) {
+        t = Math.floor(e.at);
+        await e.run();
+      }
+      await w.a.m.flush();
+      const last = reports[reports.length - 1]!.status;
+      assert.equal((await w.a.m.get(owner, 'p-prop')).stations['CP-1']!.status, last, 'the last report stands');
+      for (let i = 1; i < told.length; i++) assert.ok(told[i]!.at > told[i - 1]!.at, `told in report order: ${JSON.stringify(told)}`);
+      assert.deepEqual(await w.store.settingsWithPrefix(PREFIX), [], 'every parked report taken');
+      await w.store.close();
+    }),
+    { numRuns: 40 },
+  );
 });

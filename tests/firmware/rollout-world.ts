@@ -15,8 +15,8 @@ import { SqliteStore } from '../../src/gateway/store/sqlite.js';
 export const PID = 'ab'.repeat(16);
 export const owner: Principal = { id: 'prov-1', role: 'provisioning', via: 'endpoint' };
 
-/** A store with station CP-1 (booted, OCPP 2.0.1) and nodes a and b on it; `node` makes more. The package has key slots for `devices`. */
-export async function rolloutWorld(tmp: string, devices = ['CP-1']) {
+/** A store with station CP-1 (booted, OCPP 2.0.1) and nodes a and b on it; `node` makes more. The package has key slots for `devices`; `now` is every node's clock. */
+export async function rolloutWorld(tmp: string, devices = ['CP-1'], now: () => number = Date.now) {
   const dir = mkdtempSync(join(tmp, 'w-'));
   const store = new SqliteStore(join(dir, 'store'));
   await store.putStation({ id: 'CP-1', passwordHash: 'x', created: 0 });
@@ -25,7 +25,7 @@ export async function rolloutWorld(tmp: string, devices = ['CP-1']) {
   const node = (name: string, o: { shared?: boolean; address?: string } = {}) => {
     const router = { submit: async (_p: Principal, s: { to: string }) => (calls.push(`${name}:${s.to}`), { seq: calls.length, duplicate: false, receipt: undefined }) } as unknown as Router;
     const metrics = createMetrics();
-    const ctx: GatewayContext = { store, log: pino({ level: 'silent' }), metrics, router, now: Date.now };
+    const ctx: GatewayContext = { store, log: pino({ level: 'silent' }), metrics, router, now };
     const dataDir = join(dir, name);
     const packages = new PackageStore({ dataDir });
     // the package itself is not needed: its index and OCPP fields are
