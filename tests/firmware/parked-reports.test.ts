@@ -227,7 +227,7 @@ test('property: whichever reports are parked and whenever they are taken, the ow
   await fc.assert(
     fc.asyncProperty(fc.array(report, { minLength: 1, maxLength: 8 }), async (reports) => {
       let t = Date.now();
-      const w = await rolloutWorld(tmp, ['CP-1'], () => t);
+      const w = await rolloutWorld(tmp, { now: () => t });
       const r = await w.a.m.start(owner, { id: 'p-prop', packageId: PID, stations: ['CP-1'], lifetimeMs: 3_600_000 });
       const announced: ParkedReport[] = [];
       w.b.m.onParked = (p) => announced.push(p);

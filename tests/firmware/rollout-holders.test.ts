@@ -15,14 +15,17 @@ import type { PackageIndex } from '../../src/firmware/package.js';
 import { PackageHolders } from '../../src/gateway/firmware/holders.js';
 import { PackageStore } from '../../src/gateway/firmware/packages.js';
 import { PackageReplication } from '../../src/gateway/firmware/replication.js';
+import { PostgresStore } from '../../src/gateway/store/postgres.js';
 import { SqliteStore } from '../../src/gateway/store/sqlite.js';
+import type { GatewayStore } from '../../src/gateway/store/store.js';
 import { EvsealError } from '../../src/core/errors.js';
 import { owner, PID, rolloutWorld } from './rollout-world.js';
+import { freshSchema, servicesMissing } from '../cluster/services.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'evseal-rollout-holders-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const holderOf = async (store: SqliteStore, id: string) => (JSON.parse((await store.getSetting(`rollout.${id}`))!) as { node: string }).node;
+const holderOf = async (store: Pick<GatewayStore, 'getSetting'>, id: string) => (JSON.parse((await store.getSetting(`rollout.${id}`))!) as { node: string }).node;
 
 test('the same rollout id started on two nodes at once: one starts it, the other answers it; another owner cannot take the id', async () => {
   const { store, calls, a, b } = await rolloutWorld(tmp);
@@ -137,7 +140,7 @@ test("two writes of a rollout's copy in flight at once leave the store with its 
 });
 
 test('a rollout start sorts its stations in one store lookup: queued, never booted, not registered, not in the package', async () => {
-  const { store, calls, a } = await rolloutWorld(tmp, ['CP-1', 'CP-2', 'CP-3']);
+  const { store, calls, a } = await rolloutWorld(tmp, { devices: ['CP-1', 'CP-2', 'CP-3'] });
   await store.putStation({ id: 'CP-2', passwordHash: 'x', created: 0 });
   let lookups = 0;
   const states = store.stationStates.bind(store);
@@ -148,4 +151,32 @@ test('a rollout start sorts its stations in one store lookup: queued, never boot
   assert.deepEqual(calls, ['a:CP-1']);
   await a.m.flush();
   await store.close();
+});
+
+test("over PostgreSQL, a node's look at the store fetches only the rollout copies written since its last look", { skip: await servicesMissing({ pg: true }) }, async () => {
+  const sc = freshSchema('copies');
+  const pgStore = await PostgresStore.open({ url: sc.url });
+  try {
+    const { store, a, b } = await rolloutWorld(tmp, { store: pgStore });
+    for (const id of ['r-7', 'r-8']) await a.m.start(owner, { id, packageId: PID, stations: ['CP-1'], lifetimeMs: 60_000 });
+    await a.m.flush();
+    const fetched: string[][] = [];
+    const getSettings = store.getSettings.bind(store);
+    store.getSettings = async (keys) => (fetched.push([...keys].sort()), getSettings(keys));
+    await b.m.syncHolders(new Set());
+    assert.deepEqual(fetched, [['rollout.r-7', 'rollout.r-8']], 'the first look reads every copy');
+    await b.m.syncHolders(new Set());
+    assert.equal(fetched.length, 1, 'nothing written since: nothing read');
+    a.m.firmwareStatus('CP-1', 'Downloading', (await a.m.get(owner, 'r-8')).requestId);
+    await a.m.flush();
+    await b.m.syncHolders(new Set());
+    assert.deepEqual(fetched[1], ['rollout.r-8'], 'only the copy written since');
+    // what b answers from, and takes over, is the copy as written last
+    assert.deepEqual(await b.m.syncHolders(new Set(['http://a'])), ['r-7', 'r-8']);
+    assert.equal((await b.m.get(owner, 'r-8')).stations['CP-1']!.status, 'Downloading');
+    await b.m.flush();
+  } finally {
+    await pgStore.close();
+    await sc.drop();
+  }
 });

@@ -11,14 +11,20 @@ import { RolloutManager } from '../../src/gateway/firmware/rollouts.js';
 import { createMetrics } from '../../src/gateway/metrics.js';
 import { defaultRoutePolicy } from '../../src/gateway/route-policy.js';
 import { SqliteStore } from '../../src/gateway/store/sqlite.js';
+import type { GatewayStore } from '../../src/gateway/store/store.js';
 
 export const PID = 'ab'.repeat(16);
 export const owner: Principal = { id: 'prov-1', role: 'provisioning', via: 'endpoint' };
 
-/** A store with station CP-1 (booted, OCPP 2.0.1) and nodes a and b on it; `node` makes more. The package has key slots for `devices`; `now` is every node's clock. */
-export async function rolloutWorld(tmp: string, devices = ['CP-1'], now: () => number = Date.now) {
+/**
+ * A store (SQLite unless given) with station CP-1 (booted, OCPP 2.0.1) and
+ * nodes a and b on it; `node` makes more. The package has key slots for
+ * `devices`; `now` is every node's clock.
+ */
+export async function rolloutWorld(tmp: string, o: { devices?: string[]; now?: () => number; store?: GatewayStore } = {}) {
+  const { devices = ['CP-1'], now = Date.now } = o;
   const dir = mkdtempSync(join(tmp, 'w-'));
-  const store = new SqliteStore(join(dir, 'store'));
+  const store = o.store ?? new SqliteStore(join(dir, 'store'));
   await store.putStation({ id: 'CP-1', passwordHash: 'x', created: 0 });
   await store.putStationState('CP-1', { protocol: 'ocpp2.0.1' });
   const calls: string[] = [];

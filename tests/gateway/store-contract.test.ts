@@ -242,6 +242,23 @@ function contract(name: string, open: Open, skip: string | undefined): void {
     assert.deepEqual(await s.settingsWithPrefix('p%'), [['p%', 'v-p%']]);
     assert.deepEqual(await s.settingsWithPrefix('p_'), [['p_c', 'v-p_c']]);
     assert.deepEqual(await s.settingsWithPrefix('zz'), []);
+    // several at once: those set, each once
+    assert.deepEqual(new Map(await s.getSettings(['p.b', 'nope', 'p.a', 'p.a'])), new Map([['p.a', 'v-p.a'], ['p.b', 'v-p.b']]));
+    assert.deepEqual(await s.getSettings([]), []);
+    // where a store versions its settings (PostgreSQL), a write makes a new version and nothing else does
+    if (s.settingVersions) {
+      const v1 = new Map(await s.settingVersions('p.'));
+      assert.deepEqual([...v1.keys()], ['p.a', 'p.b']);
+      await s.putSetting('q.a', 'other');
+      await s.getSetting('p.a');
+      assert.deepEqual(new Map(await s.settingVersions('p.')), v1, 'reads and other keys leave versions alone');
+      await s.putSetting('p.b', 'v2');
+      const v2 = new Map(await s.settingVersions('p.'));
+      assert.equal(v2.get('p.a'), v1.get('p.a'));
+      assert.notEqual(v2.get('p.b'), v1.get('p.b'));
+      await s.putSetting('p.b', 'v2');
+      assert.notEqual(new Map(await s.settingVersions('p.')).get('p.b'), v2.get('p.b'), 'the same value written again is a new version too');
+    }
   });
 
   t('firmware package holders: one record per node, deletion marked for the whole cluster', async (s) => {

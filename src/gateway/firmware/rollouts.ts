@@ -171,6 +171,18 @@ interface StoredRollout {
   node: string;
   rollout: Rollout;
 }
+/** A stored copy as read, with its stations that have no final status yet. */
+interface StoredCopy {
+  key: string;
+  text: string;
+  version: string;
+  stored: StoredRollout;
+  open: string[];
+}
+const copyEntry = (key: string, text: string, version: string): StoredCopy[] => {
+  const stored = parseCopy(text);
+  return stored ? [{ key, text, version, stored, open: Object.keys(stored.rollout.stations).filter((s) => !isTerminal(stored.rollout.stations[s]!.status)) }] : [];
+};
 /** Whether a rollout may still send one of its stations to its package: one has no final status, and its call is still deliverable or it has started. */
 function mayStillUse(r: Rollout, now: number): boolean {
   return Object.values(r.stations).some((s) => !isTerminal(s.status) && (now < r.expires || s.status !== 'Queued'));
@@ -206,6 +218,8 @@ export class RolloutManager {
   /** Per rollout, the copy write under way: the next waits for it, so the store never ends with an older state. */
   readonly #copying = new Map<string, Promise<void>>();
   #flushing = false;
+  /** The store's rollout copies as last read, by key, with the version they were read at (#storedCopies). */
+  readonly #copies = new Map<string, StoredCopy>();
   /** Parked reports are stored one after another, and taken one after another, so that a station's reports keep their order. */
   #parking: Promise<void> = Promise.resolve();
   #taking: Promise<unknown> = Promise.resolve();
@@ -278,7 +292,7 @@ export class RolloutManager {
     const now = this.#ctx.now();
     const self = this.#o.node();
     const openElsewhere = new Set<string>();
-    for (const { key, text, stored } of await this.#storedCopies()) {
+    for (const { key, text, stored, open } of await this.#storedCopies()) {
       const r = stored.rollout;
       if (stored.node === self) continue;
       // long past its expiry: forgotten by any node (its holder, gone for good, never will)
@@ -291,11 +305,12 @@ export class RolloutManager {
         continue;
       }
       if (!mayStillUse(r, now)) continue;
-      for (const [station, p] of Object.entries(r.stations)) if (!isTerminal(p.status)) openElsewhere.add(station);
+      for (const station of open) openElsewhere.add(station);
       if (!gone.has(stored.node)) continue;
       const mine = copyText(self, r);
       if (!(await this.#ctx.store.replaceSetting(key, text, mine))) continue;
-      this.#index(r);
+      const held = parseCopy(mine)!.rollout; // held here from now on: not the object read, which stays as read
+      this.#index(held);
       this.#written.set(r.id, mine);
       writeFileAtomic(join(this.#dir, `${r.id}.json`), JSON.stringify(r) + '\n', 0o600);
       this.#ctx.log.warn({ rollout: r.id, from: stored.node }, 'rollout taken over from a node that is gone');
@@ -338,12 +353,27 @@ export class RolloutManager {
     return [...ids];
   }
 
-  /** Every rollout copy in the store (a cluster's: each names the node holding it). */
-  async #storedCopies(): Promise<{ key: string; text: string; stored: StoredRollout }[]> {
-    return (await this.#ctx.store.settingsWithPrefix('rollout.')).flatMap(([key, text]) => {
-      const stored = parseCopy(text);
-      return stored ? [{ key, text, stored }] : [];
-    });
+  /**
+   * Every rollout copy in the store (a cluster's: each names the node
+   * holding it), not to be modified. A copy holds every station of its
+   * rollout (megabytes for a large one, kept a week past its expiry), and
+   * each node reads them all at every cluster tick: where the store
+   * versions its settings, only the copies written since the last read are
+   * fetched and parsed again.
+   */
+  async #storedCopies(): Promise<StoredCopy[]> {
+    const store = this.#ctx.store;
+    if (!store.settingVersions) return (await store.settingsWithPrefix('rollout.')).flatMap(([key, text]) => copyEntry(key, text, ''));
+    const versions = new Map(await store.settingVersions('rollout.'));
+    for (const key of this.#copies.keys()) if (!versions.has(key)) this.#copies.delete(key);
+    const changed = [...versions].filter(([key, v]) => this.#copies.get(key)?.version !== v).map(([key]) => key);
+    // a copy written again between the two reads is recorded under the older version, and so read again next time
+    for (const [key, text] of changed.length > 0 ? await store.getSettings(changed) : []) {
+      const [entry] = copyEntry(key, text, versions.get(key)!);
+      if (entry) this.#copies.set(key, entry);
+      else this.#copies.delete(key);
+    }
+    return [...this.#copies.values()];
   }
 
   /**
@@ -677,10 +707,9 @@ export class RolloutManager {
     setImmediate(() => void this.flush());
   }
 
-  /** Resolves once the store's copies are written too (never rejects: a copy not written is logged, and the next change writes it). */
+  /** Resolves once the store's copies are written, those an earlier flush started included (never rejects: a copy not written is logged, and the next change writes it). */
   flush(): Promise<void> {
     this.#flushing = false;
-    const copies: Promise<void>[] = [];
     for (const id of this.#dirty) {
       const r = this.#rollouts.get(id);
       if (!r) continue;
@@ -690,9 +719,9 @@ export class RolloutManager {
         .catch((e: unknown) => this.#ctx.log.warn({ rollout: id, err: (e as Error).message }, 'stored rollout not updated'));
       this.#copying.set(id, write);
       void write.then(() => this.#copying.get(id) === write && this.#copying.delete(id));
-      copies.push(write);
     }
     this.#dirty.clear();
-    return Promise.all(copies).then(() => undefined);
+    // and those an earlier flush started (each the last of its rollout's chain)
+    return Promise.all(this.#copying.values()).then(() => undefined);
   }
 }

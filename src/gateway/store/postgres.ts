@@ -543,6 +543,15 @@ export class PostgresStore implements GatewayStore {
         : await this.#pool.query('DELETE FROM settings WHERE key = $1 AND value = $2', [key, expected]);
     return r.rowCount === 1;
   }
+  async settingVersions(prefix: string): Promise<[string, string][]> {
+    // xmin: the transaction that wrote the row's current version, new with every write
+    const r = await this.#pool.query<{ key: string; v: string }>('SELECT key, xmin::text AS v FROM settings WHERE starts_with(key, $1) ORDER BY key', [prefix]);
+    return r.rows.map((x) => [x.key, x.v]);
+  }
+  async getSettings(keys: readonly string[]): Promise<[string, string][]> {
+    const r = await this.#pool.query<{ key: string; value: string }>('SELECT key, value FROM settings WHERE key = ANY($1::text[]) ORDER BY key', [[...keys]]);
+    return r.rows.map((x) => [x.key, x.value]);
+  }
   async settingsWithPrefix(prefix: string): Promise<[string, string][]> {
     const r = await this.#pool.query<{ key: string; value: string }>('SELECT key, value FROM settings WHERE starts_with(key, $1) ORDER BY key', [prefix]);
     return r.rows.map((x) => [x.key, x.value]);

@@ -395,6 +395,12 @@ export class SqliteStore implements GatewayStore {
   async deleteSetting(key: string, expected?: string): Promise<boolean> {
     return (expected === undefined ? this.#q.deleteSetting.run(key) : this.#q.deleteSettingIf.run(key, expected)).changes === 1;
   }
+  async getSettings(keys: readonly string[]): Promise<[string, string][]> {
+    return [...new Set(keys)].sort().flatMap((key) => {
+      const r = this.#q.getSetting.get(key) as { value: string } | undefined;
+      return r ? [[key, r.value] as [string, string]] : [];
+    });
+  }
   async settingsWithPrefix(prefix: string): Promise<[string, string][]> {
     return (this.#q.settingsWithPrefix.all({ prefix }) as { key: string; value: string }[]).map((r) => [r.key, r.value]);
   }

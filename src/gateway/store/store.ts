@@ -187,6 +187,15 @@ export interface GatewayStore {
   deleteSetting(key: string, expected?: string): Promise<boolean>;
   /** Every setting whose key starts with `prefix`, in key order. */
   settingsWithPrefix(prefix: string): Promise<[string, string][]>;
+  /**
+   * A store shared by several nodes: each setting whose key starts with
+   * `prefix`, in key order, with a version that changes whenever its value
+   * is written, so that a reader of large values fetches only the changed
+   * ones (getSettings).
+   */
+  settingVersions?(prefix: string): Promise<[string, string][]>;
+  /** Those of `keys` that are set, with their values. */
+  getSettings(keys: readonly string[]): Promise<[string, string][]>;
 
   close(): Promise<void>;
 }
