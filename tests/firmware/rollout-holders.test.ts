@@ -7,7 +7,7 @@
 // uploaded again after a deletion is not dropped as a copy of the deleted one.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -179,4 +179,25 @@ test("over PostgreSQL, a node's look at the store fetches only the rollout copie
     await pgStore.close();
     await sc.drop();
   }
+});
+
+test("a large rollout's changes are written together, paced, not one whole rollout per change", async () => {
+  const devices = ['CP-1', ...Array.from({ length: 50_000 }, (_, i) => `CP-X${i}`)];
+  const { store, a } = await rolloutWorld(tmp, { devices });
+  const r = await a.m.start(owner, { id: 'r-9', packageId: PID, stations: devices, lifetimeMs: 60_000 }); // CP-X…: never registered
+  await a.m.flush(); // a whole write of 50,001 stations: the next waits about nine times as long as it took
+  const statusOnDisk = () => (JSON.parse(readFileSync(a.file('r-9'), 'utf8')) as { stations: Record<string, { status: string }> }).stations['CP-1']!.status;
+  const writes: string[] = [];
+  const replace = store.replaceSetting.bind(store);
+  store.replaceSetting = async (key, expected, value) => (writes.push(key), replace(key, expected, value));
+  for (const s of ['Downloading', 'Downloaded', 'Installing']) {
+    a.m.firmwareStatus('CP-1', s, r.requestId);
+    await new Promise((res) => setImmediate(res));
+  }
+  assert.equal(statusOnDisk(), 'Queued', 'not written at once');
+  assert.deepEqual(writes, []);
+  await a.m.flush();
+  assert.equal(statusOnDisk(), 'Installing', 'the three together');
+  assert.deepEqual(writes, ['rollout.r-9']);
+  await store.close();
 });
