@@ -159,8 +159,10 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     return r;
   };
   const router = new MailRouter({ store, audit, metrics, log, policy: defaultRoutePolicy(o.rolePolicy), limits: o.limits, now, roleOf, bus: o.bus });
+  // a store shared with other nodes (not this process's alone): this node is one of a cluster
+  const cluster = store.exclusive !== true;
   // in a cluster the budgets of one-time prekey claims and failed logins are kept in the store, for all nodes at once
-  const sharedStore = store.exclusive !== true && StoreTokenBuckets.supported(store) ? store : undefined;
+  const sharedStore = cluster && StoreTokenBuckets.supported(store) ? store : undefined;
   const budgets = (prefix: string, b: { burst: number; perMinute: number }): Budgets =>
     sharedStore ? new StoreTokenBuckets(sharedStore, { prefix, ...b, log }) : new TokenBuckets({ ...b, now });
   const directory = new Directory(store, trust, now, budgets('otk ', { burst: limits.prekeyClaimBurst, perMinute: limits.prekeyClaimsPerMinute }));
@@ -170,7 +172,6 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   let baseUrl = '';
   let nodeUrl = '';
   const holders = new PackageHolders(store, () => nodeUrl);
-  const cluster = store.exclusive !== true;
   if (cluster) {
     // one URL key for the cluster, so that any node can check any download URL: the first node's is kept
     if (packages.adoptUrlKey(await store.putSettingIfAbsent('firmware.url-key', packages.urlKeyText))) {

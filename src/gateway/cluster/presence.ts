@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { GatewayStore } from '../store/store.js';
+import { nodeKey } from './node-key.js';
 
 const PREFIX = 'node-seen.';
-const keyOf = (node: string): string => PREFIX + createHash('sha256').update(node).digest('base64url').slice(0, 16);
+const keyOf = (node: string): string => PREFIX + nodeKey(node);
 
 /**
  * Which nodes of a cluster are alive: each node writes the time into the

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
 import { b64u, fromB64u } from '../../core/base64url.js';
+import { nodeKey } from '../cluster/node-key.js';
 import type { GatewayStore } from '../store/store.js';
 
 const PREFIX = 'package-holder.';
-/** One record per (package, node), so nodes never overwrite each other's; the key names the node by a hash of its address. */
-const nodeHash = (node: string): string => createHash('sha256').update(node).digest('base64url').slice(0, 16);
-const holderKey = (packageId: string, node: string): string => `${PREFIX}${packageId}.${nodeHash(node)}`;
+/** One record per (package, node), so nodes never overwrite each other's. */
+const holderKey = (packageId: string, node: string): string => `${PREFIX}${packageId}.${nodeKey(node)}`;
 const tombstoneKey = (packageId: string): string => `package-deleted.${packageId}`;
 
 /** A node that holds a package, and the SHA-256 of the package's bytes as that node took them in. */
@@ -88,7 +87,7 @@ export class PackageHolders {
    * (recordHeld). Returns how many went.
    */
   async forgetNode(node: string): Promise<number> {
-    const suffix = `.${nodeHash(node)}`;
+    const suffix = `.${nodeKey(node)}`;
     let n = 0;
     for (const [key, value] of await this.#store.settingsWithPrefix(PREFIX)) {
       if (key.endsWith(suffix) && value !== '' && (await this.#store.deleteSetting(key, value))) n++;

@@ -164,7 +164,8 @@ export interface RolloutOptions {
  * stations' reports; the others answer from this copy.
  */
 const copyKey = (id: string): string => `rollout.${id}`;
-const copyText = (node: string, rollout: Rollout): string => JSON.stringify({ node, rollout } satisfies StoredRollout);
+/** The copy's text, {node, rollout}, around the rollout's JSON as encoded once for the file and the copy. */
+const copyText = (node: string, rolloutJson: string): string => `{"node":${JSON.stringify(node)},"rollout":${rolloutJson}}`;
 /** A stored copy as read from the store; absent or cleared (empty) is none. */
 const parseCopy = (text: string | undefined): StoredRollout | undefined => (text ? (JSON.parse(text) as StoredRollout) : undefined);
 interface StoredRollout {
@@ -179,13 +180,15 @@ interface StoredCopy {
   stored: StoredRollout;
   open: string[];
 }
-const copyEntry = (key: string, text: string, version: string): StoredCopy[] => {
+const copyEntry = (key: string, text: string, version: string): StoredCopy | undefined => {
   const stored = parseCopy(text);
-  return stored ? [{ key, text, version, stored, open: Object.keys(stored.rollout.stations).filter((s) => !isTerminal(stored.rollout.stations[s]!.status)) }] : [];
+  return stored && { key, text, version, stored, open: openStations(stored.rollout) };
 };
-/** Whether a rollout may still send one of its stations to its package: one has no final status, and its call is still deliverable or it has started. */
-function mayStillUse(r: Rollout, now: number): boolean {
-  return Object.values(r.stations).some((s) => !isTerminal(s.status) && (now < r.expires || s.status !== 'Queued'));
+/** The stations of a rollout without a final status. */
+const openStations = (r: Rollout): string[] => Object.keys(r.stations).filter((s) => !isTerminal(r.stations[s]!.status));
+/** Whether a rollout may still send one of its stations (`open`: those without a final status) to its package: its call is still deliverable or the station has started. */
+function mayStillUse(r: Rollout, now: number, open = openStations(r)): boolean {
+  return open.some((s) => now < r.expires || r.stations[s]!.status !== 'Queued');
 }
 
 /** The longest a changed rollout waits to be written (#save): the most a crash can lose of a large one's statuses. */
@@ -314,15 +317,17 @@ export class RolloutManager {
         this.#lost(stored);
         continue;
       }
-      if (!mayStillUse(r, now)) continue;
+      if (!mayStillUse(r, now, open)) continue;
       for (const station of open) openElsewhere.add(station);
       if (!gone.has(stored.node)) continue;
-      const mine = copyText(self, r);
+      const json = JSON.stringify(r);
+      const mine = copyText(self, json);
       if (!(await this.#ctx.store.replaceSetting(key, text, mine))) continue;
-      const held = parseCopy(mine)!.rollout; // held here from now on: not the object read, which stays as read
-      this.#index(held);
+      // held here from now on: no longer the copy as read (the next read fetches it again)
+      this.#copies.delete(key);
+      this.#index(r);
       this.#written.set(r.id, mine);
-      writeFileAtomic(join(this.#dir, `${r.id}.json`), JSON.stringify(r) + '\n', 0o600);
+      writeFileAtomic(join(this.#dir, `${r.id}.json`), json + '\n', 0o600);
       this.#ctx.log.warn({ rollout: r.id, from: stored.node }, 'rollout taken over from a node that is gone');
       taken.push(r.id);
     }
@@ -373,13 +378,13 @@ export class RolloutManager {
    */
   async #storedCopies(): Promise<StoredCopy[]> {
     const store = this.#ctx.store;
-    if (!store.settingVersions) return (await store.settingsWithPrefix('rollout.')).flatMap(([key, text]) => copyEntry(key, text, ''));
+    if (!store.settingVersions) return (await store.settingsWithPrefix('rollout.')).flatMap(([key, text]) => copyEntry(key, text, '') ?? []);
     const versions = new Map(await store.settingVersions('rollout.'));
     for (const key of this.#copies.keys()) if (!versions.has(key)) this.#copies.delete(key);
     const changed = [...versions].filter(([key, v]) => this.#copies.get(key)?.version !== v).map(([key]) => key);
     // a copy written again between the two reads is recorded under the older version, and so read again next time
     for (const [key, text] of changed.length > 0 ? await store.getSettings(changed) : []) {
-      const [entry] = copyEntry(key, text, versions.get(key)!);
+      const entry = copyEntry(key, text, versions.get(key)!);
       if (entry) this.#copies.set(key, entry);
       else this.#copies.delete(key);
     }
@@ -677,13 +682,13 @@ export class RolloutManager {
   /** Stores the first copy of a rollout started here, unless another node's copy by that id is there; whether it did. */
   async #claim(r: Rollout): Promise<boolean> {
     if (!this.#o.shared) {
-      await this.#ctx.store.putSetting(copyKey(r.id), copyText(this.#o.node(), r));
+      await this.#ctx.store.putSetting(copyKey(r.id), copyText(this.#o.node(), JSON.stringify(r)));
       return true;
     }
     const text = await this.#ctx.store.getSetting(copyKey(r.id));
     const holder = parseCopy(text)?.node;
     if (holder !== undefined && holder !== this.#o.node()) return false;
-    const mine = copyText(this.#o.node(), r);
+    const mine = copyText(this.#o.node(), JSON.stringify(r));
     if (!(await this.#ctx.store.replaceSetting(copyKey(r.id), text, mine))) return false;
     this.#written.set(r.id, mine);
     return true;
@@ -695,9 +700,9 @@ export class RolloutManager {
    * meanwhile (this node was silent past the node timeout), the rollout is
    * that node's and is dropped here.
    */
-  async #writeCopy(r: Rollout): Promise<void> {
+  async #writeCopy(r: Rollout, json: string): Promise<void> {
     const key = copyKey(r.id);
-    const mine = copyText(this.#o.node(), r);
+    const mine = copyText(this.#o.node(), json);
     if (!this.#o.shared) return this.#ctx.store.putSetting(key, mine);
     if (await this.#ctx.store.replaceSetting(key, this.#written.get(r.id), mine)) {
       this.#written.set(r.id, mine);
@@ -713,8 +718,8 @@ export class RolloutManager {
   /**
    * Writes changed rollouts, to the data directory (temp file + rename) and
    * the store's copy: each write is the whole rollout (about 110 bytes a
-   * station, 11 MB and some 200 ms of event loop for 100,000), so writes are
-   * paced to take at most a tenth of the time: a small rollout is written
+   * station; for 100,000, 11 MB encoded once and some 100 ms of event
+   * loop), so writes are paced to take at most a tenth of the time: a small rollout is written
    * in the next turn of the event loop, a large one at most every ~2 s, its
    * changes meanwhile together.
    */
@@ -747,10 +752,12 @@ export class RolloutManager {
     for (const id of this.#dirty) {
       const r = this.#rollouts.get(id);
       if (!r) continue;
-      writeFileAtomic(join(this.#dir, `${id}.json`), JSON.stringify(r) + '\n', 0o600);
+      // encoded once, for the file and the store's copy (the copy is the state as of this write; a later change writes again)
+      const json = JSON.stringify(r);
+      writeFileAtomic(join(this.#dir, `${id}.json`), json + '\n', 0o600);
       const taken = [...(this.#takenParked.get(id) ?? [])];
       const write = (this.#copying.get(id) ?? Promise.resolve())
-        .then(() => (this.#rollouts.get(id) === r ? this.#writeCopy(r) : undefined))
+        .then(() => (this.#rollouts.get(id) === r ? this.#writeCopy(r, json) : undefined))
         // still this node's with them written: the records go (otherwise the node that took the rollout over takes them)
         .then(() => (this.#rollouts.get(id) === r ? this.#removeTaken(id, taken) : undefined))
         .catch((e: unknown) => this.#ctx.log.warn({ rollout: id, err: (e as Error).message }, 'stored rollout not updated'));
@@ -758,11 +765,7 @@ export class RolloutManager {
       void write.then(() => this.#copying.get(id) === write && this.#copying.delete(id));
     }
     this.#dirty.clear();
-    if (written) {
-      // the store's copy costs about as much again to encode
-      const spent = (performance.now() - start) * (this.#o.shared ? 2 : 1);
-      this.#nextFlushAt = performance.now() + Math.min(MAX_FLUSH_GAP_MS, 9 * spent);
-    }
+    if (written) this.#nextFlushAt = performance.now() + Math.min(MAX_FLUSH_GAP_MS, 9 * (performance.now() - start));
     // and those an earlier flush started (each the last of its rollout's chain)
     return Promise.all(this.#copying.values()).then(() => undefined);
   }
